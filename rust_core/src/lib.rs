@@ -1,0 +1,16 @@
+//! Referee's Rust core.
+//!
+//! Data flows one way: [`otlp`] decodes export requests into the [`store`], whose series keep
+//! [`baseline`]s; [`signal`] reads a window's evidence; [`rules`] evaluates CEL conditions
+//! against it. Everything here builds and tests without Python; the PyO3 module
+//! `referee._core` lives in [`python`] behind the `python` feature.
+
+pub mod baseline;
+pub mod error;
+pub mod otlp;
+pub mod rules;
+pub mod signal;
+pub mod store;
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,744 @@
+//! OTLP ingest: request bytes in, series updates out, with no per-point allocation beyond the
+//! decoded message itself.
+//!
+//! * bodies are inflated here (gzip, several members allowed) under a hard size limit that is
+//!   checked while inflating, so a gzip bomb is refused without being held in memory;
+//! * protobuf is decoded with prost into the `opentelemetry-proto` types; OTLP/JSON with the
+//!   same types' serde support (lowerCamelCase, 64-bit integers as strings or numbers);
+//! * gauges become `value` series; sums become `value` (non-monotonic) or `rate` and `delta`
+//!   (monotonic, cumulative or delta, with counter resets); histograms become per-stream
+//!   `count`/`rate`/`mean` series and, per resource, a roll-up over the point attributes with
+//!   `count`, `rate`, `mean`, `p50`, `p90`, `p99` and `error_ratio` (5xx status or `error.type`).
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use flate2::read::MultiGzDecoder;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, number_data_point, AggregationTemporality, HistogramDataPoint,
+};
+use prost::Message;
+
+use crate::error::IngestError;
+use crate::store::{Rejection, SeriesStore};
+
+/// How the request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+/// Outcome of one export request: the numbers for OTLP's `partial_success`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Empty on full success; otherwise what was wrong with the first rejected points.
+    pub message: String,
+}
+
+/// Inflates a gzip body (all members) into at most `limit` bytes.
+pub fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    let mut decoder = MultiGzDecoder::new(body).take(limit as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| IngestError::BadRequest(format!("gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(IngestError::TooLarge { limit });
+    }
+    Ok(out)
+}
+
+/// Decodes an `ExportMetricsServiceRequest`.
+pub fn decode_metrics(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequest, IngestError> {
+    match encoding {
+        Encoding::Protobuf => ExportMetricsServiceRequest::decode(body)
+            .map_err(|e| IngestError::BadRequest(format!("protobuf: {e}"))),
+        Encoding::Json => serde_json::from_slice(body).map_err(|e| IngestError::BadRequest(format!("json: {e}"))),
+    }
+}
+
+/// Renders an attribute value as the string series are keyed by.
+pub fn any_value_string(v: &Option<AnyValue>) -> String {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::BytesValue(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Some(any_value::Value::ArrayValue(a)) => {
+            let parts: Vec<String> = a.values.iter().map(|x| any_value_string(&Some(x.clone()))).collect();
+            format!("[{}]", parts.join(","))
+        }
+        Some(any_value::Value::KvlistValue(kv)) => {
+            let parts: Vec<String> = kv
+                .values
+                .iter()
+                .map(|x| format!("{}={}", x.key, any_value_string(&x.value)))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        // Profiles' string-table references carry no text of their own here.
+        Some(any_value::Value::StringValueStrindex(i)) => format!("#{i}"),
+        None => String::new(),
+    }
+}
+
+fn attrs_to_strings(kvs: &[KeyValue]) -> Vec<(String, String)> {
+    kvs.iter().map(|kv| (kv.key.clone(), any_value_string(&kv.value))).collect()
+}
+
+/// Merges resource and point attributes (the point wins on a clash), sorted by key.
+fn merged<'a>(resource: &'a [(String, String)], point: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
+    let mut out: Vec<(&str, &str)> = Vec::with_capacity(resource.len() + point.len());
+    out.extend(point.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for (k, v) in resource {
+        if !point.iter().any(|(pk, _)| pk == k) {
+            out.push((k.as_str(), v.as_str()));
+        }
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    out
+}
+
+/// Previous cumulative value of one stream, to turn cumulative points into deltas.
+#[derive(Debug, Clone, Default)]
+pub struct CumulativeState {
+    start_ns: u64,
+    time_ns: u64,
+    value: f64,
+    count: u64,
+    sum: f64,
+    buckets: Vec<u64>,
+}
+
+/// A delta over one interval, ready to become statistics.
+struct HistogramDelta {
+    dt_s: f64,
+    count: u64,
+    sum: Option<f64>,
+    bounds: Vec<f64>,
+    buckets: Vec<u64>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+/// Per-resource roll-up of one histogram metric at one timestamp.
+#[derive(Default)]
+struct Rollup {
+    dt_s: f64,
+    count: u64,
+    sum: f64,
+    has_sum: bool,
+    errors: u64,
+    bounds: Vec<f64>,
+    buckets: Vec<u64>,
+    bounds_consistent: bool,
+    min: f64,
+    max: f64,
+}
+
+/// Estimates quantile `q` from explicit-bucket counts by linear interpolation in the bucket.
+pub fn bucket_quantile(bounds: &[f64], buckets: &[u64], q: f64, min: f64, max: f64) -> Option<f64> {
+    let total: u64 = buckets.iter().sum();
+    if total == 0 || buckets.len() != bounds.len() + 1 {
+        return None;
+    }
+    let rank = q * total as f64;
+    let mut seen = 0.0;
+    for (i, c) in buckets.iter().enumerate() {
+        let c = *c as f64;
+        if c > 0.0 && seen + c >= rank {
+            let lower = if i == 0 { min.min(bounds.first().copied().unwrap_or(0.0)) } else { bounds[i - 1] };
+            let upper = if i == bounds.len() { max.max(lower) } else { bounds[i] };
+            let lower = if lower.is_finite() { lower } else { upper.min(0.0) };
+            let upper = if upper.is_finite() { upper } else { lower };
+            let frac = ((rank - seen) / c).clamp(0.0, 1.0);
+            return Some(lower + (upper - lower) * frac);
+        }
+        seen += c;
+    }
+    None
+}
+
+fn is_error_point(attrs: &[(String, String)]) -> bool {
+    attrs.iter().any(|(k, v)| match k.as_str() {
+        "http.response.status_code" | "http.status_code" => v.parse::<u32>().map(|c| c >= 500).unwrap_or(false),
+        "error.type" => !v.is_empty(),
+        _ => false,
+    })
+}
+
+const NS_PER_MS: u64 = 1_000_000;
+
+/// Decodes `body` and updates `store`; returns the counts for the response.
+pub fn ingest_metrics(
+    store: &mut SeriesStore,
+    cumulative: &mut HashMap<String, CumulativeState>,
+    body: &[u8],
+    encoding: Encoding,
+    gzip: bool,
+    limit: usize,
+) -> Result<IngestReport, IngestError> {
+    if body.len() > limit && !gzip {
+        return Err(IngestError::TooLarge { limit });
+    }
+    let inflated;
+    let raw = if gzip {
+        inflated = inflate(body, limit)?;
+        &inflated[..]
+    } else {
+        body
+    };
+    let request = decode_metrics(raw, encoding)?;
+    Ok(apply_metrics(store, cumulative, &request))
+}
+
+struct Outcome<'a> {
+    report: &'a mut IngestReport,
+}
+
+impl Outcome<'_> {
+    fn reject(&mut self, why: &str) {
+        self.report.rejected += 1;
+        if self.report.message.is_empty() {
+            self.report.message = why.to_string();
+        }
+    }
+
+    fn result(&mut self, r: Result<(), Rejection>) {
+        match r {
+            Ok(()) => self.report.accepted += 1,
+            Err(Rejection::SeriesLimit) => self.reject("series limit reached; points for new series were rejected"),
+            Err(Rejection::NotFinite) => self.reject("a data point value was NaN or infinite"),
+            Err(Rejection::OutOfOrder) => self.reject("out-of-order or duplicate points were rejected"),
+        }
+    }
+}
+
+/// Applies a decoded request to the store.
+pub fn apply_metrics(
+    store: &mut SeriesStore,
+    cumulative: &mut HashMap<String, CumulativeState>,
+    request: &ExportMetricsServiceRequest,
+) -> IngestReport {
+    let mut report = IngestReport::default();
+    let mut out = Outcome { report: &mut report };
+    let mut key = String::new();
+    for rm in &request.resource_metrics {
+        let resource: Vec<(String, String)> = rm
+            .resource
+            .as_ref()
+            .map(|r| attrs_to_strings(&r.attributes))
+            .unwrap_or_default();
+        let mut resource_sorted: Vec<(&str, &str)> = resource.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        resource_sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        resource_sorted.dedup_by(|a, b| a.0 == b.0);
+        for sm in &rm.scope_metrics {
+            for metric in &sm.metrics {
+                let name = metric.name.as_str();
+                if name.is_empty() {
+                    let n = count_points(metric.data.as_ref());
+                    for _ in 0..n.max(1) {
+                        out.reject("a metric without a name was rejected");
+                    }
+                    continue;
+                }
+                match &metric.data {
+                    Some(Data::Gauge(g)) => {
+                        for p in &g.data_points {
+                            let Some(v) = number_value(&p.value) else {
+                                out.reject("a number data point had no value");
+                                continue;
+                            };
+                            let attrs = attrs_to_strings(&p.attributes);
+                            let all = merged(&resource, &attrs);
+                            out.result(store.push(name, "value", &all, (p.time_unix_nano / NS_PER_MS) as i64, v));
+                        }
+                    }
+                    Some(Data::Sum(s)) => {
+                        let is_cumulative = s.aggregation_temporality == AggregationTemporality::Cumulative as i32;
+                        for p in &s.data_points {
+                            let Some(v) = number_value(&p.value) else {
+                                out.reject("a number data point had no value");
+                                continue;
+                            };
+                            let attrs = attrs_to_strings(&p.attributes);
+                            let all = merged(&resource, &attrs);
+                            let ts = (p.time_unix_nano / NS_PER_MS) as i64;
+                            if !s.is_monotonic {
+                                out.result(store.push(name, "value", &all, ts, v));
+                                continue;
+                            }
+                            let delta = if is_cumulative {
+                                crate::store::write_key(&mut key, name, "", &all);
+                                let prev = cumulative.get(key.as_str()).cloned();
+                                let next = CumulativeState {
+                                    start_ns: p.start_time_unix_nano,
+                                    time_ns: p.time_unix_nano,
+                                    value: v,
+                                    ..Default::default()
+                                };
+                                let d = match prev {
+                                    // Same stream, value not lower: an ordinary increase.
+                                    Some(prev) if prev.start_ns == p.start_time_unix_nano && v >= prev.value => {
+                                        if p.time_unix_nano <= prev.time_ns {
+                                            None
+                                        } else {
+                                            Some((v - prev.value, p.time_unix_nano - prev.time_ns))
+                                        }
+                                    }
+                                    // First point, or a reset: the value counts from its start time.
+                                    _ if p.start_time_unix_nano > 0 && p.time_unix_nano > p.start_time_unix_nano => {
+                                        Some((v, p.time_unix_nano - p.start_time_unix_nano))
+                                    }
+                                    _ => None,
+                                };
+                                if cumulative.len() < store.config.max_series || cumulative.contains_key(key.as_str()) {
+                                    cumulative.insert(key.clone(), next);
+                                }
+                                d
+                            } else if p.time_unix_nano > p.start_time_unix_nano && p.start_time_unix_nano > 0 {
+                                Some((v, p.time_unix_nano - p.start_time_unix_nano))
+                            } else {
+                                Some((v, 0))
+                            };
+                            match delta {
+                                Some((d, dt_ns)) => {
+                                    let r = store.push(name, "delta", &all, ts, d);
+                                    if dt_ns > 0 && r.is_ok() {
+                                        let _ = store.push(name, "rate", &all, ts, d / (dt_ns as f64 / 1e9));
+                                    }
+                                    out.result(r);
+                                }
+                                // The first cumulative point without a start time only primes the stream.
+                                None => out.report.accepted += 1,
+                            }
+                        }
+                    }
+                    Some(Data::Histogram(h)) => {
+                        let is_cumulative = h.aggregation_temporality == AggregationTemporality::Cumulative as i32;
+                        let mut rollups: Vec<(u64, Rollup)> = Vec::new();
+                        for p in &h.data_points {
+                            let attrs = attrs_to_strings(&p.attributes);
+                            let all = merged(&resource, &attrs);
+                            crate::store::write_key(&mut key, name, "", &all);
+                            let delta = histogram_delta(p, is_cumulative, cumulative, &key, store.config.max_series);
+                            let Some(d) = delta else {
+                                out.report.accepted += 1;
+                                continue;
+                            };
+                            let ts = (p.time_unix_nano / NS_PER_MS) as i64;
+                            let r = store.push(name, "count", &all, ts, d.count as f64);
+                            if r.is_ok() {
+                                if d.dt_s > 0.0 {
+                                    let _ = store.push(name, "rate", &all, ts, d.count as f64 / d.dt_s);
+                                }
+                                if let (Some(sum), true) = (d.sum, d.count > 0) {
+                                    let _ = store.push(name, "mean", &all, ts, sum / d.count as f64);
+                                }
+                            }
+                            out.result(r);
+                            let slot = match rollups.iter().position(|(t, _)| *t == p.time_unix_nano) {
+                                Some(i) => i,
+                                None => {
+                                    rollups.push((
+                                        p.time_unix_nano,
+                                        Rollup {
+                                            bounds: d.bounds.clone(),
+                                            buckets: vec![0; d.buckets.len()],
+                                            bounds_consistent: true,
+                                            min: f64::INFINITY,
+                                            max: f64::NEG_INFINITY,
+                                            ..Default::default()
+                                        },
+                                    ));
+                                    rollups.len() - 1
+                                }
+                            };
+                            let ru = &mut rollups[slot].1;
+                            ru.dt_s = ru.dt_s.max(d.dt_s);
+                            ru.count += d.count;
+                            if let Some(s) = d.sum {
+                                ru.sum += s;
+                                ru.has_sum = true;
+                            }
+                            if is_error_point(&attrs) {
+                                ru.errors += d.count;
+                            }
+                            if ru.bounds == d.bounds && ru.buckets.len() == d.buckets.len() {
+                                for (a, b) in ru.buckets.iter_mut().zip(&d.buckets) {
+                                    *a += b;
+                                }
+                            } else {
+                                ru.bounds_consistent = false;
+                            }
+                            if let Some(m) = d.min {
+                                ru.min = ru.min.min(m);
+                            }
+                            if let Some(m) = d.max {
+                                ru.max = ru.max.max(m);
+                            }
+                        }
+                        for (t, ru) in rollups {
+                            push_rollup(store, name, &resource_sorted, (t / NS_PER_MS) as i64, &ru);
+                        }
+                    }
+                    Some(Data::ExponentialHistogram(e)) => {
+                        for _ in &e.data_points {
+                            out.reject("exponential histograms are not supported yet");
+                        }
+                    }
+                    Some(Data::Summary(s)) => {
+                        for p in &s.data_points {
+                            let attrs = attrs_to_strings(&p.attributes);
+                            let all = merged(&resource, &attrs);
+                            let ts = (p.time_unix_nano / NS_PER_MS) as i64;
+                            let mut r = Ok(());
+                            for q in &p.quantile_values {
+                                let stat = match q.quantile {
+                                    x if (x - 0.5).abs() < 1e-9 => "p50",
+                                    x if (x - 0.9).abs() < 1e-9 => "p90",
+                                    x if (x - 0.99).abs() < 1e-9 => "p99",
+                                    _ => continue,
+                                };
+                                r = r.and(store.push(name, stat, &all, ts, q.value));
+                            }
+                            out.result(r);
+                        }
+                    }
+                    None => out.reject("a metric had no data"),
+                }
+            }
+        }
+    }
+    report
+}
+
+fn count_points(data: Option<&Data>) -> usize {
+    match data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}
+
+fn number_value(v: &Option<number_data_point::Value>) -> Option<f64> {
+    match v {
+        Some(number_data_point::Value::AsDouble(d)) => Some(*d),
+        Some(number_data_point::Value::AsInt(i)) => Some(*i as f64),
+        None => None,
+    }
+}
+
+fn histogram_delta(
+    p: &HistogramDataPoint,
+    is_cumulative: bool,
+    cumulative: &mut HashMap<String, CumulativeState>,
+    key: &str,
+    max_streams: usize,
+) -> Option<HistogramDelta> {
+    let since_start = || {
+        (p.start_time_unix_nano > 0 && p.time_unix_nano > p.start_time_unix_nano)
+            .then(|| (p.time_unix_nano - p.start_time_unix_nano) as f64 / 1e9)
+    };
+    if !is_cumulative {
+        return Some(HistogramDelta {
+            dt_s: since_start().unwrap_or(0.0),
+            count: p.count,
+            sum: p.sum,
+            bounds: p.explicit_bounds.clone(),
+            buckets: p.bucket_counts.clone(),
+            min: p.min,
+            max: p.max,
+        });
+    }
+    let next = CumulativeState {
+        start_ns: p.start_time_unix_nano,
+        time_ns: p.time_unix_nano,
+        count: p.count,
+        sum: p.sum.unwrap_or(0.0),
+        buckets: p.bucket_counts.clone(),
+        ..Default::default()
+    };
+    let prev = cumulative.get(key);
+    let delta = match prev {
+        Some(prev)
+            if prev.start_ns == p.start_time_unix_nano
+                && p.count >= prev.count
+                && prev.buckets.len() == p.bucket_counts.len() =>
+        {
+            (p.time_unix_nano > prev.time_ns).then(|| HistogramDelta {
+                dt_s: (p.time_unix_nano - prev.time_ns) as f64 / 1e9,
+                count: p.count - prev.count,
+                sum: p.sum.map(|s| s - prev.sum),
+                bounds: p.explicit_bounds.clone(),
+                buckets: p
+                    .bucket_counts
+                    .iter()
+                    .zip(&prev.buckets)
+                    .map(|(a, b)| a.saturating_sub(*b))
+                    .collect(),
+                // min/max of a cumulative point cover the whole stream, not the interval.
+                min: None,
+                max: None,
+            })
+        }
+        _ => since_start().map(|dt_s| HistogramDelta {
+            dt_s,
+            count: p.count,
+            sum: p.sum,
+            bounds: p.explicit_bounds.clone(),
+            buckets: p.bucket_counts.clone(),
+            min: p.min,
+            max: p.max,
+        }),
+    };
+    if cumulative.len() < max_streams || cumulative.contains_key(key) {
+        cumulative.insert(key.to_owned(), next);
+    }
+    delta
+}
+
+fn push_rollup(store: &mut SeriesStore, name: &str, resource: &[(&str, &str)], ts: i64, ru: &Rollup) {
+    // Roll-up series are derived: their rejections are reflected in the store's counters,
+    // not in the request's point counts.
+    let _ = store.push(name, "count", resource, ts, ru.count as f64);
+    if ru.dt_s > 0.0 {
+        let _ = store.push(name, "rate", resource, ts, ru.count as f64 / ru.dt_s);
+    }
+    if ru.count == 0 {
+        return;
+    }
+    let _ = store.push(name, "error_ratio", resource, ts, ru.errors as f64 / ru.count as f64);
+    if ru.has_sum {
+        let _ = store.push(name, "mean", resource, ts, ru.sum / ru.count as f64);
+    }
+    if ru.bounds_consistent {
+        for (stat, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
+            if let Some(v) = bucket_quantile(&ru.bounds, &ru.buckets, q, ru.min, ru.max) {
+                let _ = store.push(name, stat, resource, ts, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Histogram, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+
+    fn kv(k: &str, v: &str) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(v.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn kv_int(k: &str, v: i64) -> KeyValue {
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::IntValue(v)),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn request(metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", "web")],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    fn gauge(name: &str, t_ms: u64, v: f64) -> Metric {
+        Metric {
+            name: name.into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    time_unix_nano: t_ms * NS_PER_MS,
+                    value: Some(number_data_point::Value::AsDouble(v)),
+                    attributes: vec![kv("host", "a")],
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn hist_point(t_ms: u64, status: i64, buckets: Vec<u64>, sum: f64) -> HistogramDataPoint {
+        HistogramDataPoint {
+            start_time_unix_nano: NS_PER_MS,
+            time_unix_nano: t_ms * NS_PER_MS,
+            count: buckets.iter().sum(),
+            sum: Some(sum),
+            explicit_bounds: vec![0.1, 0.5, 1.0],
+            bucket_counts: buckets,
+            attributes: vec![kv_int("http.response.status_code", status)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn gauge_points_land_with_merged_attributes() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut cum = HashMap::new();
+        let body = request(vec![gauge("cpu", 1000, 0.5)]).encode_to_vec();
+        let r = ingest_metrics(&mut store, &mut cum, &body, Encoding::Protobuf, false, 1 << 20).unwrap();
+        assert_eq!(r.accepted, 1);
+        let s = store.get("cpu", "value", &[("host", "a"), ("service.name", "web")]).unwrap();
+        assert_eq!(s.ring.back().unwrap().value, 0.5);
+    }
+
+    #[test]
+    fn cumulative_histograms_become_interval_rollups() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut cum = HashMap::new();
+        let first = request(vec![Metric {
+            name: "http.server.request.duration".into(),
+            data: Some(Data::Histogram(Histogram {
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                data_points: vec![hist_point(61_001, 200, vec![10, 0, 0, 0], 0.5), hist_point(61_001, 500, vec![0, 0, 0, 0], 0.0)],
+            })),
+            ..Default::default()
+        }]);
+        apply_metrics(&mut store, &mut cum, &first);
+        let second = request(vec![Metric {
+            name: "http.server.request.duration".into(),
+            data: Some(Data::Histogram(Histogram {
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                data_points: vec![hist_point(121_001, 200, vec![20, 10, 0, 0], 4.0), hist_point(121_001, 500, vec![0, 0, 5, 5], 8.0)],
+            })),
+            ..Default::default()
+        }]);
+        let report = apply_metrics(&mut store, &mut cum, &second);
+        assert_eq!(report.accepted, 2);
+        let roll = |stat: &str| {
+            store
+                .get("http.server.request.duration", stat, &[("service.name", "web")])
+                .unwrap()
+                .ring
+                .back()
+                .unwrap()
+                .value
+        };
+        // Interval: 10 + 10 fast (200), 5 + 5 slow (500) = 30 requests in 60 s.
+        assert_eq!(roll("count"), 30.0);
+        assert!((roll("rate") - 0.5).abs() < 1e-9);
+        assert!((roll("error_ratio") - 10.0 / 30.0).abs() < 1e-9);
+        assert!((roll("mean") - (3.5 + 8.0) / 30.0).abs() < 1e-9);
+        let p99 = roll("p99");
+        // The overflow bucket has no upper bound and the interval no max: its lower bound is the estimate.
+        assert_eq!(p99, 1.0);
+        let p50 = roll("p50");
+        assert!(p50 <= 0.5 && p50 > 0.0, "p50 {p50}");
+    }
+
+    #[test]
+    fn monotonic_sums_become_rates_and_survive_resets() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut cum = HashMap::new();
+        let sum = |t_ms: u64, start_ms: u64, v: i64| {
+            request(vec![Metric {
+                name: "requests".into(),
+                data: Some(Data::Sum(Sum {
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    is_monotonic: true,
+                    data_points: vec![NumberDataPoint {
+                        start_time_unix_nano: start_ms * NS_PER_MS,
+                        time_unix_nano: t_ms * NS_PER_MS,
+                        value: Some(number_data_point::Value::AsInt(v)),
+                        ..Default::default()
+                    }],
+                })),
+                ..Default::default()
+            }])
+        };
+        apply_metrics(&mut store, &mut cum, &sum(10_000, 0, 100));
+        apply_metrics(&mut store, &mut cum, &sum(20_000, 0, 150));
+        // Restart: new start time, lower value.
+        apply_metrics(&mut store, &mut cum, &sum(30_000, 25_000, 20));
+        let s = store.get("requests", "rate", &[("service.name", "web")]).unwrap();
+        let rates: Vec<f64> = s.ring.iter().map(|x| x.value).collect();
+        assert_eq!(rates, vec![5.0, 4.0]);
+    }
+
+    #[test]
+    fn gzip_bomb_is_refused_without_inflating_it() {
+        use flate2::write::GzEncoder;
+        use std::io::Write;
+        let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0u8; 8 << 20]).unwrap();
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 64 << 10);
+        assert_eq!(inflate(&bomb, 1 << 20).unwrap_err(), IngestError::TooLarge { limit: 1 << 20 });
+    }
+
+    #[test]
+    fn gzip_members_are_one_body() {
+        use flate2::write::GzEncoder;
+        use std::io::Write;
+        let mut body = Vec::new();
+        for part in [&b"hello "[..], &b"world"[..]] {
+            let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(part).unwrap();
+            body.extend(enc.finish().unwrap());
+        }
+        assert_eq!(inflate(&body, 100).unwrap(), b"hello world");
+        assert!(matches!(inflate(&body, 5), Err(IngestError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn json_uses_camel_case_and_string_integers() {
+        let body = br#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},
+            "scopeMetrics":[{"metrics":[{"name":"queue","unknownField":1,"gauge":{"dataPoints":[
+            {"timeUnixNano":"1700000000000000000","asInt":"42"}]}}]}]}]}"#;
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut cum = HashMap::new();
+        let r = ingest_metrics(&mut store, &mut cum, body, Encoding::Json, false, 1 << 20).unwrap();
+        assert_eq!(r.accepted, 1);
+        let s = store.get("queue", "value", &[("service.name", "api")]).unwrap();
+        assert_eq!(s.ring[0].value, 42.0);
+        assert_eq!(s.ring[0].ts_ms, 1_700_000_000_000);
+    }
+
+    #[test]
+    fn garbage_is_a_bad_request() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut cum = HashMap::new();
+        let r = ingest_metrics(&mut store, &mut cum, b"\xff\xff\xff", Encoding::Protobuf, false, 1 << 20);
+        assert!(matches!(r, Err(IngestError::BadRequest(_))));
+        let r = ingest_metrics(&mut store, &mut cum, b"{", Encoding::Json, false, 1 << 20);
+        assert!(matches!(r, Err(IngestError::BadRequest(_))));
+    }
+
+    #[test]
+    fn quantiles_interpolate_within_buckets() {
+        let q = bucket_quantile(&[1.0, 2.0], &[0, 10, 0], 0.5, f64::INFINITY, f64::NEG_INFINITY).unwrap();
+        assert!((q - 1.5).abs() < 1e-9);
+    }
+}

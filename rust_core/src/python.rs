@@ -1,0 +1,245 @@
+//! The PyO3 layer: `referee._core`. Thin by design: one call per request or decision, the GIL
+//! released for the work, results as compact tuples or JSON strings.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::baseline::BaselineConfig;
+use crate::error::{IngestError, RuleError};
+use crate::otlp::{self, CumulativeState, Encoding};
+use crate::rules::{RuleSet, RuleSpec};
+use crate::store::{SeriesStore, StoreConfig};
+
+create_exception!(_core, DecodeError, PyValueError, "An OTLP body that cannot be decoded (HTTP 400).");
+create_exception!(_core, BodyTooLargeError, PyValueError, "An OTLP body over the size limit after decompression (HTTP 413).");
+create_exception!(_core, RuleCompileError, PyValueError, "Rule conditions that failed to compile; `.errors` lists them.");
+
+fn ingest_err(e: IngestError) -> PyErr {
+    match e {
+        IngestError::BadRequest(_) => DecodeError::new_err(e.to_string()),
+        IngestError::TooLarge { .. } => BodyTooLargeError::new_err(e.to_string()),
+    }
+}
+
+fn poisoned<T>(_: T) -> PyErr {
+    PyRuntimeError::new_err("internal state lock poisoned")
+}
+
+struct State {
+    store: SeriesStore,
+    cumulative: HashMap<String, CumulativeState>,
+}
+
+/// Every live series with its recent points and streaming baseline.
+#[pyclass(module = "referee._core", name = "SeriesStore", frozen)]
+struct PySeriesStore {
+    state: Mutex<State>,
+}
+
+#[pymethods]
+impl PySeriesStore {
+    #[new]
+    #[pyo3(signature = (max_series = 100_000, ring_capacity = 512, min_samples = 30, season_min_days = 3, band_k = 3.0))]
+    fn new(max_series: usize, ring_capacity: usize, min_samples: u64, season_min_days: u32, band_k: f64) -> PyResult<Self> {
+        if ring_capacity == 0 || max_series == 0 {
+            return Err(PyValueError::new_err("max_series and ring_capacity must be positive"));
+        }
+        let config = StoreConfig {
+            max_series,
+            ring_capacity,
+            baseline: BaselineConfig {
+                min_samples,
+                season_min_days,
+                band_k,
+                ..Default::default()
+            },
+        };
+        Ok(PySeriesStore {
+            state: Mutex::new(State {
+                store: SeriesStore::new(config),
+                cumulative: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Decodes an OTLP metrics export request and updates the store.
+    /// Returns (accepted points, rejected points, message).
+    #[pyo3(signature = (body, *, json = false, gzip = false, max_body_bytes = 64 << 20))]
+    fn ingest_otlp_metrics(
+        &self,
+        py: Python<'_>,
+        body: &[u8],
+        json: bool,
+        gzip: bool,
+        max_body_bytes: usize,
+    ) -> PyResult<(u64, u64, String)> {
+        let encoding = if json { Encoding::Json } else { Encoding::Protobuf };
+        let report = py.detach(|| {
+            let mut guard = self.state.lock().map_err(poisoned)?;
+            let state = &mut *guard;
+            otlp::ingest_metrics(&mut state.store, &mut state.cumulative, body, encoding, gzip, max_body_bytes)
+                .map_err(ingest_err)
+        })?;
+        Ok((report.accepted, report.rejected, report.message))
+    }
+
+    /// Adds points to one series (replay, tests). Returns how many were accepted.
+    fn ingest_points(
+        &self,
+        py: Python<'_>,
+        metric: &str,
+        statistic: &str,
+        attributes: HashMap<String, String>,
+        timestamps_ms: Vec<i64>,
+        values: Vec<f64>,
+    ) -> PyResult<u64> {
+        if timestamps_ms.len() != values.len() {
+            return Err(PyValueError::new_err("timestamps_ms and values differ in length"));
+        }
+        let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
+        attrs.sort();
+        py.detach(|| {
+            let mut guard = self.state.lock().map_err(poisoned)?;
+            let refs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let mut n = 0;
+            for (t, v) in timestamps_ms.iter().zip(&values) {
+                if guard.store.push(metric, statistic, &refs, *t, *v).is_ok() {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Series summaries as JSON: `[{metric, statistic, attributes, points, last_ts_ms, last_value}]`.
+    #[pyo3(signature = (metric = None, limit = 1000))]
+    fn series_json(&self, metric: Option<&str>, limit: usize) -> PyResult<String> {
+        let guard = self.state.lock().map_err(poisoned)?;
+        let rows: Vec<serde_json::Value> = guard
+            .store
+            .iter()
+            .filter(|s| metric.is_none_or(|m| s.metric == m))
+            .take(limit)
+            .map(|s| {
+                let last = s.ring.back();
+                serde_json::json!({
+                    "metric": s.metric,
+                    "statistic": s.statistic,
+                    "attributes": s.attributes.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                    "points": s.baseline.samples,
+                    "last_ts_ms": last.map(|x| x.ts_ms),
+                    "last_value": last.map(|x| x.value),
+                    "out_of_order": s.out_of_order,
+                    "duplicates": s.duplicates,
+                })
+            })
+            .collect();
+        Ok(serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into()))
+    }
+
+    /// The recent samples of one series: `[(ts_ms, value, expected, lower, upper, score)]`.
+    fn samples(&self, metric: &str, statistic: &str, attributes: HashMap<String, String>) -> PyResult<Vec<(i64, f64, f64, f64, f64, f64)>> {
+        let guard = self.state.lock().map_err(poisoned)?;
+        let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
+        attrs.sort();
+        let refs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let k = guard.store.config.baseline.band_k;
+        Ok(guard
+            .store
+            .get(metric, statistic, &refs)
+            .map(|s| {
+                s.ring
+                    .iter()
+                    .map(|x| (x.ts_ms, x.value, x.expected, x.expected - k * x.sigma, x.expected + k * x.sigma, x.score))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Store-wide counters.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let guard = self.state.lock().map_err(poisoned)?;
+        let s = &guard.store.stats;
+        let d = PyDict::new(py);
+        d.set_item("series", s.series)?;
+        d.set_item("max_series", s.max_series)?;
+        d.set_item("points_accepted", s.points_accepted)?;
+        d.set_item("points_rejected", s.points_rejected)?;
+        d.set_item("series_rejected", s.series_rejected)?;
+        d.set_item("out_of_order", s.out_of_order)?;
+        d.set_item("duplicates", s.duplicates)?;
+        Ok(d)
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(self.state.lock().map_err(poisoned)?.store.len())
+    }
+}
+
+/// A compiled rule set.
+#[pyclass(module = "referee._core", name = "RuleSet", frozen)]
+struct PyRuleSet {
+    rules: RuleSet,
+}
+
+#[pymethods]
+impl PyRuleSet {
+    /// Compiles rules given as a JSON list of `{id, match, when?, signal?}`.
+    /// `source` is hashed into the revision. Raises `RuleCompileError` with every error.
+    #[new]
+    #[pyo3(signature = (rules_json, source = ""))]
+    fn new(py: Python<'_>, rules_json: &str, source: &str) -> PyResult<Self> {
+        let specs: Vec<RuleSpec> =
+            serde_json::from_str(rules_json).map_err(|e| PyValueError::new_err(format!("rules: {e}")))?;
+        match py.detach(|| RuleSet::compile(specs, source)) {
+            Ok(rules) => Ok(PyRuleSet { rules }),
+            Err(errors) => {
+                let text = errors.iter().map(RuleError::to_string).collect::<Vec<_>>().join("\n");
+                let exc = RuleCompileError::new_err(text);
+                let list: Vec<(String, String, usize, usize, String)> = errors
+                    .into_iter()
+                    .map(|e| (e.rule, e.field, e.line, e.column, e.message))
+                    .collect();
+                exc.value(py).setattr("errors", list)?;
+                Err(exc)
+            }
+        }
+    }
+
+    #[getter]
+    fn revision(&self) -> String {
+        self.rules.revision.clone()
+    }
+
+    fn __len__(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Evaluates every rule against a suggestion (JSON) with the data up to `at_ms`;
+    /// returns the outcomes as JSON.
+    fn evaluate(&self, py: Python<'_>, store: &PySeriesStore, suggestion_json: &str, at_ms: i64) -> PyResult<String> {
+        let suggestion: serde_json::Value =
+            serde_json::from_str(suggestion_json).map_err(|e| PyValueError::new_err(format!("suggestion: {e}")))?;
+        py.detach(|| {
+            let guard = store.state.lock().map_err(poisoned)?;
+            let outcomes = self.rules.evaluate(&guard.store, &suggestion, at_ms);
+            serde_json::to_string(&outcomes).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        })
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<PySeriesStore>()?;
+    m.add_class::<PyRuleSet>()?;
+    m.add("DecodeError", m.py().get_type::<DecodeError>())?;
+    m.add("BodyTooLargeError", m.py().get_type::<BodyTooLargeError>())?;
+    m.add("RuleCompileError", m.py().get_type::<RuleCompileError>())?;
+    Ok(())
+}

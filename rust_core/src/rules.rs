@@ -1,0 +1,549 @@
+//! Compiled rules: CEL conditions checked at load and evaluated against a suggestion and the
+//! evidence its signal resolves to.
+//!
+//! Python loads and validates the YAML (positions, lists, macros, effects); this module
+//! compiles each condition with the `cel` crate, refuses what it cannot safely run (unknown
+//! variables or fields, oversized or too deeply nested expressions), and evaluates.
+//! The outcome of every rule is returned; combining effects into a verdict is the caller's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::{Context, Env, Program, Value};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::RuleError;
+use crate::signal::{self, BaselineView, SignalSpec, SignalView};
+use crate::store::SeriesStore;
+
+/// Longest condition accepted, in bytes.
+pub const MAX_EXPRESSION_LEN: usize = 4096;
+/// Deepest expression tree accepted.
+pub const MAX_DEPTH: usize = 48;
+/// Most nested comprehensions (`all`, `exists`, `map`, `filter`) accepted.
+pub const MAX_COMPREHENSION_DEPTH: usize = 2;
+
+/// Fields rules may read; anything else is a load error.
+const SIGNAL_FIELDS: &[&str] = &[
+    "metric", "statistic", "series", "window_s", "samples", "observed", "mean", "max", "min", "last", "start_ms",
+    "end_ms",
+];
+const BASELINE_FIELDS: &[&str] = &[
+    "model",
+    "freshness_s",
+    "history",
+    "ready",
+    "expected",
+    "sigma",
+    "lower",
+    "upper",
+    "z",
+    "score",
+    "max_point_score",
+    "ratio",
+];
+const SUGGESTION_FIELDS: &[&str] = &[
+    "id",
+    "source",
+    "created_at",
+    "subject",
+    "claim",
+    "action",
+    "confidence",
+    "summary",
+    "evidence",
+    "links",
+];
+const CLAIM_FIELDS: &[&str] = &["kind", "signal", "statistic", "direction", "observed", "unit", "window"];
+
+/// A rule as handed over by the Python loader (lists and macros already expanded).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuleSpec {
+    pub id: String,
+    #[serde(rename = "match")]
+    pub match_expr: String,
+    #[serde(default)]
+    pub when: Option<String>,
+    #[serde(default)]
+    pub signal: Option<SignalSpec>,
+}
+
+struct CompiledRule {
+    id: String,
+    match_prog: Program,
+    when_prog: Option<Program>,
+    signal: Option<SignalSpec>,
+}
+
+/// What one rule made of one suggestion.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleOutcome {
+    pub id: String,
+    pub matched: bool,
+    /// The `when` condition's value, when it was evaluated.
+    pub when: Option<bool>,
+    /// Why the evidence was missing (the rule can then only be inconclusive).
+    pub missing: Option<String>,
+    /// An evaluation error (treated like missing evidence).
+    pub error: Option<String>,
+    pub signal: Option<SignalView>,
+    pub baseline: Option<BaselineView>,
+}
+
+pub struct RuleSet {
+    env: Arc<Env>,
+    rules: Vec<CompiledRule>,
+    pub revision: String,
+}
+
+fn err(rule: &str, field: &str, line: usize, column: usize, message: impl Into<String>) -> RuleError {
+    RuleError {
+        rule: rule.to_string(),
+        field: field.to_string(),
+        line,
+        column,
+        message: message.into(),
+    }
+}
+
+/// 1-based line and column of byte `offset` in `src`.
+fn position(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+struct Checker<'a> {
+    rule: &'a str,
+    field: &'a str,
+    src: &'a str,
+    program: &'a Program,
+    allowed: &'a [&'a str],
+    errors: Vec<RuleError>,
+}
+
+impl Checker<'_> {
+    fn at(&self, e: &IdedExpr) -> (usize, usize) {
+        match self.program.source_info().offset_for(e.id) {
+            Some((start, _)) => position(self.src, start as usize),
+            None => (1, 1),
+        }
+    }
+
+    fn fail(&mut self, e: &IdedExpr, message: String) {
+        let (l, c) = self.at(e);
+        self.errors.push(err(self.rule, self.field, l, c, message));
+    }
+
+    fn walk(&mut self, e: &IdedExpr, depth: usize, comprehensions: usize, bound: &[String]) {
+        if depth > MAX_DEPTH {
+            self.fail(e, format!("expression nests deeper than {MAX_DEPTH} levels"));
+            return;
+        }
+        match &e.expr {
+            Expr::Ident(name) => {
+                if !bound.iter().any(|b| b == name) && !self.allowed.contains(&name.as_str()) {
+                    self.fail(
+                        e,
+                        format!("unknown variable `{name}` (available here: {})", self.allowed.join(", ")),
+                    );
+                }
+            }
+            Expr::Select(sel) => {
+                if let Expr::Ident(root) = &sel.operand.expr {
+                    let known: Option<&[&str]> = match root.as_str() {
+                        "signal" => Some(SIGNAL_FIELDS),
+                        "baseline" => Some(BASELINE_FIELDS),
+                        "suggestion" => Some(SUGGESTION_FIELDS),
+                        _ => None,
+                    };
+                    if let Some(known) = known {
+                        if !bound.iter().any(|b| b == root) && !known.contains(&sel.field.as_str()) {
+                            self.fail(
+                                e,
+                                format!("`{root}` has no field `{}` (fields: {})", sel.field, known.join(", ")),
+                            );
+                        }
+                    }
+                }
+                if let Expr::Select(inner) = &sel.operand.expr {
+                    if matches!(&inner.operand.expr, Expr::Ident(r) if r == "suggestion")
+                        && inner.field == "claim"
+                        && !CLAIM_FIELDS.contains(&sel.field.as_str())
+                    {
+                        self.fail(
+                            e,
+                            format!(
+                                "`suggestion.claim` has no field `{}` (fields: {})",
+                                sel.field,
+                                CLAIM_FIELDS.join(", ")
+                            ),
+                        );
+                    }
+                }
+                self.walk(&sel.operand, depth + 1, comprehensions, bound);
+            }
+            Expr::Call(call) => {
+                if let Some(t) = &call.target {
+                    self.walk(t, depth + 1, comprehensions, bound);
+                }
+                for a in &call.args {
+                    self.walk(a, depth + 1, comprehensions, bound);
+                }
+            }
+            Expr::Comprehension(c) => {
+                if comprehensions + 1 > MAX_COMPREHENSION_DEPTH {
+                    self.fail(
+                        e,
+                        format!("comprehensions nest deeper than {MAX_COMPREHENSION_DEPTH} levels"),
+                    );
+                    return;
+                }
+                self.walk(&c.iter_range, depth + 1, comprehensions, bound);
+                let mut inner: Vec<String> = bound.to_vec();
+                inner.push(c.iter_var.clone());
+                if let Some(v2) = &c.iter_var2 {
+                    inner.push(v2.clone());
+                }
+                inner.push(c.accu_var.clone());
+                for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+                    self.walk(part, depth + 1, comprehensions + 1, &inner);
+                }
+            }
+            Expr::List(l) => {
+                for x in &l.elements {
+                    self.walk(x, depth + 1, comprehensions, bound);
+                }
+            }
+            Expr::Map(m) => {
+                for entry in &m.entries {
+                    if let EntryExpr::MapEntry(me) = &entry.expr {
+                        self.walk(&me.key, depth + 1, comprehensions, bound);
+                        self.walk(&me.value, depth + 1, comprehensions, bound);
+                    }
+                }
+            }
+            Expr::Struct(s) => {
+                for entry in &s.entries {
+                    if let EntryExpr::StructField(f) = &entry.expr {
+                        self.walk(&f.value, depth + 1, comprehensions, bound);
+                    }
+                }
+            }
+            Expr::Literal(_) | Expr::Unspecified => {}
+        }
+    }
+}
+
+/// Compiles and checks one condition.
+pub fn compile_condition(
+    env: &Env,
+    rule: &str,
+    field: &str,
+    src: &str,
+    allowed: &[&str],
+) -> Result<Program, Vec<RuleError>> {
+    if src.len() > MAX_EXPRESSION_LEN {
+        return Err(vec![err(
+            rule,
+            field,
+            1,
+            1,
+            format!("expression is {} bytes, more than the limit of {MAX_EXPRESSION_LEN}", src.len()),
+        )]);
+    }
+    if src.trim().is_empty() {
+        return Err(vec![err(rule, field, 1, 1, "expression is empty")]);
+    }
+    let program = env.compile(src).map_err(|errs| {
+        errs.errors
+            .iter()
+            .map(|e| {
+                err(
+                    rule,
+                    field,
+                    e.pos.0.max(1) as usize,
+                    (e.pos.1 + 1).max(1) as usize,
+                    e.msg.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    })?;
+    let mut checker = Checker {
+        rule,
+        field,
+        src,
+        program: &program,
+        allowed,
+        errors: Vec::new(),
+    };
+    checker.walk(program.expression(), 0, 0, &[]);
+    if checker.errors.is_empty() {
+        Ok(program)
+    } else {
+        Err(checker.errors)
+    }
+}
+
+impl RuleSet {
+    /// Compiles every rule; returns every error found, not just the first.
+    pub fn compile(specs: Vec<RuleSpec>, source_digest: &str) -> Result<RuleSet, Vec<RuleError>> {
+        let env = Arc::new(Env::stdlib());
+        let mut rules = Vec::with_capacity(specs.len());
+        let mut errors = Vec::new();
+        for spec in specs {
+            let m = compile_condition(&env, &spec.id, "match", &spec.match_expr, &["suggestion"]);
+            let allowed: &[&str] = if spec.signal.is_some() {
+                &["suggestion", "signal", "baseline", "series"]
+            } else {
+                &["suggestion"]
+            };
+            let w = spec
+                .when
+                .as_deref()
+                .map(|src| compile_condition(&env, &spec.id, "when", src, allowed))
+                .transpose();
+            match (m, w) {
+                (Ok(match_prog), Ok(when_prog)) => rules.push(CompiledRule {
+                    id: spec.id,
+                    match_prog,
+                    when_prog,
+                    signal: spec.signal,
+                }),
+                (m, w) => {
+                    errors.extend(m.err().unwrap_or_default());
+                    errors.extend(w.err().unwrap_or_default());
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let revision = format!("{:x}", Sha256::digest(source_digest.as_bytes()));
+        Ok(RuleSet {
+            env,
+            rules,
+            revision: revision[..12].to_string(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Evaluates every rule against `suggestion` with the data up to `at_ms`.
+    pub fn evaluate(&self, store: &SeriesStore, suggestion: &serde_json::Value, at_ms: i64) -> Vec<RuleOutcome> {
+        let subject: Vec<(String, String)> = suggestion
+            .get("subject")
+            .and_then(|s| s.as_object())
+            .map(|o| {
+                let mut v: Vec<(String, String)> = o
+                    .iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default();
+        let suggestion_value = match cel::to_value(suggestion) {
+            Ok(v) => v,
+            Err(e) => {
+                return self
+                    .rules
+                    .iter()
+                    .map(|r| outcome(&r.id, false).with_error(format!("suggestion: {e}")))
+                    .collect()
+            }
+        };
+        let mut out = Vec::with_capacity(self.rules.len());
+        for rule in &self.rules {
+            let mut ctx = Context::with_env(self.env.clone());
+            ctx.add_variable_from_value("suggestion", suggestion_value.clone());
+            let matched = match rule.match_prog.execute(&ctx) {
+                Ok(Value::Bool(b)) => b,
+                Ok(other) => {
+                    out.push(outcome(&rule.id, false).with_error(format!("`match` gave {other:?}, not a bool")));
+                    continue;
+                }
+                Err(e) => {
+                    out.push(outcome(&rule.id, false).with_error(format!("`match`: {e}")));
+                    continue;
+                }
+            };
+            if !matched {
+                out.push(outcome(&rule.id, false));
+                continue;
+            }
+            let mut result = outcome(&rule.id, true);
+            if let Some(spec) = &rule.signal {
+                match signal::read(store, spec, &subject, at_ms) {
+                    Ok((sig, base)) => {
+                        ctx.add_variable_from_value("series", map_value(&sig.series));
+                        match (cel::to_value(&sig), cel::to_value(&base)) {
+                            (Ok(s), Ok(b)) => {
+                                ctx.add_variable_from_value("signal", s);
+                                ctx.add_variable_from_value("baseline", b);
+                            }
+                            _ => {
+                                out.push(result.with_error("could not convert evidence".into()));
+                                continue;
+                            }
+                        }
+                        result.signal = Some(sig);
+                        result.baseline = Some(base);
+                    }
+                    Err(missing) => {
+                        result.missing = Some(missing.to_string());
+                        out.push(result);
+                        continue;
+                    }
+                }
+            }
+            if let Some(when) = &rule.when_prog {
+                match when.execute(&ctx) {
+                    Ok(Value::Bool(b)) => result.when = Some(b),
+                    Ok(other) => result.error = Some(format!("`when` gave {other:?}, not a bool")),
+                    Err(e) => result.error = Some(format!("`when`: {e}")),
+                }
+            } else {
+                result.when = Some(true);
+            }
+            out.push(result);
+        }
+        out
+    }
+}
+
+fn map_value(m: &BTreeMap<String, String>) -> Value {
+    cel::to_value(m).unwrap_or(Value::Null)
+}
+
+fn outcome(id: &str, matched: bool) -> RuleOutcome {
+    RuleOutcome {
+        id: id.to_string(),
+        matched,
+        when: None,
+        missing: None,
+        error: None,
+        signal: None,
+        baseline: None,
+    }
+}
+
+impl RuleOutcome {
+    fn with_error(mut self, e: String) -> Self {
+        self.error = Some(e);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+    use serde_json::json;
+
+    fn spec(id: &str, m: &str, when: Option<&str>, signal: bool) -> RuleSpec {
+        RuleSpec {
+            id: id.into(),
+            match_expr: m.into(),
+            when: when.map(Into::into),
+            signal: signal.then(|| SignalSpec {
+                metric: "lat".into(),
+                statistic: "p99".into(),
+                window_s: 300.0,
+                agg: crate::signal::Aggregation::Mean,
+                min_history: 30,
+            }),
+        }
+    }
+
+    #[test]
+    fn unknown_variables_and_fields_are_load_errors() {
+        let errs = RuleSet::compile(
+            vec![
+                spec("a", "suggestion.claim.kind == 'latency_high'", Some("baseline.scor > 0.5"), true),
+                spec("b", "sugestion.claim.kind == 'x'", None, false),
+                spec("c", "suggestion.claim.knd == 'x'", None, false),
+                spec("d", "true", Some("signal.observed > 1.0"), false),
+            ],
+            "",
+        )
+        .err()
+        .unwrap();
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 4, "{text:?}");
+        assert!(text[0].contains("`baseline` has no field `scor`"), "{text:?}");
+        assert_eq!((errs[0].line, errs[0].column), (1, 9));
+        assert!(text[1].contains("unknown variable `sugestion`"));
+        assert!(text[2].contains("`suggestion.claim` has no field `knd`"));
+        assert!(text[3].contains("unknown variable `signal`"));
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let errs = RuleSet::compile(vec![spec("a", "suggestion.id ==", None, false)], "").err().unwrap();
+        assert_eq!(errs[0].field, "match");
+        assert!(errs[0].column > 1);
+    }
+
+    #[test]
+    fn runaway_comprehensions_are_refused() {
+        let src = "[1,2].all(x, [1,2].all(y, [1,2].all(z, x + y + z > 0)))";
+        let errs = RuleSet::compile(vec![spec("a", src, None, false)], "").err().unwrap();
+        assert!(errs[0].message.contains("comprehensions nest deeper"));
+        // Two levels are fine, and the bound variables are known.
+        assert!(RuleSet::compile(vec![spec("a", "[1,2].all(x, [1].exists(y, x >= y))", None, false)], "").is_ok());
+    }
+
+    #[test]
+    fn evaluates_against_evidence() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        for i in 0..60 {
+            store.push("lat", "p99", &[("service.name", "web")], i * 60_000, 0.2).unwrap();
+        }
+        for i in 60..65 {
+            store.push("lat", "p99", &[("service.name", "web")], i * 60_000, 1.0).unwrap();
+        }
+        let rules = RuleSet::compile(
+            vec![
+                spec(
+                    "lat",
+                    "suggestion.claim.kind == 'latency_high'",
+                    Some("baseline.score > 0.99 && signal.observed > baseline.upper"),
+                    true,
+                ),
+                spec("other", "suggestion.claim.kind == 'traffic_drop'", None, false),
+            ],
+            "rev",
+        )
+        .unwrap();
+        let s = json!({"id": "1", "subject": {"service.name": "web"}, "claim": {"kind": "latency_high"}});
+        let out = rules.evaluate(&store, &s, 64 * 60_000);
+        assert!(out[0].matched);
+        assert_eq!(out[0].when, Some(true), "{:?}", out[0]);
+        assert!(!out[1].matched);
+        // Another service: no series, so the rule reports missing evidence.
+        let s = json!({"id": "2", "subject": {"service.name": "db"}, "claim": {"kind": "latency_high"}});
+        let out = rules.evaluate(&store, &s, 64 * 60_000);
+        assert_eq!(out[0].missing.as_deref(), Some("no series matches the signal and subject"));
+    }
+
+    #[test]
+    fn numeric_comparisons_mix_but_arithmetic_does_not() {
+        // As in the CEL spec: comparisons work across int and double, arithmetic needs one type.
+        let env = Env::stdlib();
+        let ctx = Context::default();
+        let p = compile_condition(&env, "r", "when", "2.0 * 1.5 > 2 && 3 < 3.5", &[]).unwrap();
+        assert_eq!(p.execute(&ctx), Ok(Value::Bool(true)));
+        let p = compile_condition(&env, "r", "when", "2 * 1.5 > 2", &[]).unwrap();
+        assert!(p.execute(&ctx).is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! Resolving a rule's signal to a series and reading the window's evidence: what was observed,
+//! what the baseline expected over the same window, and how unusual the difference is.
+
+use serde::Serialize;
+
+use crate::baseline::erf;
+use crate::store::{Series, SeriesStore};
+
+/// How the window's points are reduced to one observed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregation {
+    Mean,
+    Max,
+    Min,
+    Last,
+}
+
+/// What a rule asks for: a metric's statistic over a window ending at the decision time.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SignalSpec {
+    pub metric: String,
+    #[serde(default = "default_statistic")]
+    pub statistic: String,
+    pub window_s: f64,
+    #[serde(default = "default_agg")]
+    pub agg: Aggregation,
+    /// History (points) a series needs before its baseline may be used.
+    #[serde(default = "default_min_history")]
+    pub min_history: u64,
+}
+
+fn default_statistic() -> String {
+    "value".into()
+}
+fn default_agg() -> Aggregation {
+    Aggregation::Mean
+}
+fn default_min_history() -> u64 {
+    30
+}
+
+/// `signal` in CEL.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignalView {
+    pub metric: String,
+    pub statistic: String,
+    pub series: std::collections::BTreeMap<String, String>,
+    pub window_s: f64,
+    pub samples: u64,
+    pub observed: f64,
+    pub mean: f64,
+    pub max: f64,
+    pub min: f64,
+    pub last: f64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// `baseline` in CEL.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineView {
+    pub model: String,
+    pub freshness_s: f64,
+    /// Points the baseline had learned from before the window.
+    pub history: u64,
+    pub ready: bool,
+    pub expected: f64,
+    pub sigma: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// (observed - expected) / sigma.
+    pub z: f64,
+    /// Anomaly score of the observed value in [0, 1].
+    pub score: f64,
+    /// Largest per-point score in the window.
+    pub max_point_score: f64,
+    /// observed / expected (0 when expected is 0).
+    pub ratio: f64,
+}
+
+/// Why evidence could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    NoSeries,
+    NoPointsInWindow,
+    HistoryTooShort { have: u64, need: u64 },
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Missing::NoSeries => write!(f, "no series matches the signal and subject"),
+            Missing::NoPointsInWindow => write!(f, "no points in the window"),
+            Missing::HistoryTooShort { have, need } => {
+                write!(f, "baseline history too short ({have} of {need} points)")
+            }
+        }
+    }
+}
+
+/// Reads the evidence for `spec` about `subject` over the window ending at `at_ms`.
+pub fn read(
+    store: &SeriesStore,
+    spec: &SignalSpec,
+    subject: &[(String, String)],
+    at_ms: i64,
+) -> Result<(SignalView, BaselineView), Missing> {
+    let found = store.find(&spec.metric, &spec.statistic, subject);
+    let series = found.first().ok_or(Missing::NoSeries)?;
+    window(series, spec, at_ms, store.config.baseline.band_k)
+}
+
+fn window(series: &Series, spec: &SignalSpec, at_ms: i64, band_k: f64) -> Result<(SignalView, BaselineView), Missing> {
+    let start = at_ms - (spec.window_s * 1000.0) as i64;
+    let points: Vec<_> = series
+        .ring
+        .iter()
+        .filter(|s| s.ts_ms > start && s.ts_ms <= at_ms)
+        .collect();
+    if points.is_empty() {
+        return Err(Missing::NoPointsInWindow);
+    }
+    let n = points.len() as f64;
+    let mean = points.iter().map(|s| s.value).sum::<f64>() / n;
+    let max = points.iter().map(|s| s.value).fold(f64::NEG_INFINITY, f64::max);
+    let min = points.iter().map(|s| s.value).fold(f64::INFINITY, f64::min);
+    let last = points.last().map(|s| s.value).unwrap_or(f64::NAN);
+    let observed = match spec.agg {
+        crate::signal::Aggregation::Mean => mean,
+        crate::signal::Aggregation::Max => max,
+        crate::signal::Aggregation::Min => min,
+        crate::signal::Aggregation::Last => last,
+    };
+    // History before the window: everything the baseline learned minus the window's points.
+    let history = series.baseline.samples.saturating_sub(points.len() as u64);
+    let signal = SignalView {
+        metric: series.metric.clone(),
+        statistic: series.statistic.clone(),
+        series: series.attributes.iter().cloned().collect(),
+        window_s: spec.window_s,
+        samples: points.len() as u64,
+        observed,
+        mean,
+        max,
+        min,
+        last,
+        start_ms: points.first().map(|s| s.ts_ms).unwrap_or(start),
+        end_ms: points.last().map(|s| s.ts_ms).unwrap_or(at_ms),
+    };
+    if history < spec.min_history {
+        return Err(Missing::HistoryTooShort {
+            have: history,
+            need: spec.min_history,
+        });
+    }
+    let judged: Vec<_> = points.iter().filter(|s| s.model.is_some()).collect();
+    if judged.is_empty() {
+        return Err(Missing::HistoryTooShort {
+            have: history,
+            need: spec.min_history,
+        });
+    }
+    let m = judged.len() as f64;
+    let expected = judged.iter().map(|s| s.expected).sum::<f64>() / m;
+    let sigma = judged.iter().map(|s| s.sigma).sum::<f64>() / m;
+    let z = (observed - expected) / sigma;
+    let model = judged.last().and_then(|s| s.model).map(|m| m.name()).unwrap_or("none");
+    let baseline = BaselineView {
+        model: model.to_string(),
+        freshness_s: ((at_ms - signal.end_ms).max(0) as f64) / 1000.0,
+        history,
+        ready: true,
+        expected,
+        sigma,
+        lower: expected - band_k * sigma,
+        upper: expected + band_k * sigma,
+        z,
+        score: erf(z.abs() / std::f64::consts::SQRT_2),
+        max_point_score: judged.iter().map(|s| s.score).fold(0.0, f64::max),
+        ratio: if expected != 0.0 { observed / expected } else { 0.0 },
+    };
+    Ok((signal, baseline))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    fn spec(window_s: f64) -> SignalSpec {
+        SignalSpec {
+            metric: "m".into(),
+            statistic: "value".into(),
+            window_s,
+            agg: Aggregation::Mean,
+            min_history: 30,
+        }
+    }
+
+    #[test]
+    fn window_compares_observed_with_what_was_expected() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        for i in 0..100 {
+            store.push("m", "value", &[("service.name", "a")], i * 60_000, 10.0 + (i % 2) as f64).unwrap();
+        }
+        for i in 100..105 {
+            store.push("m", "value", &[("service.name", "a")], i * 60_000, 40.0).unwrap();
+        }
+        let subject = vec![("service.name".to_string(), "a".to_string())];
+        let (sig, base) = read(&store, &spec(300.0), &subject, 104 * 60_000).unwrap();
+        assert_eq!(sig.samples, 5);
+        assert_eq!(sig.observed, 40.0);
+        assert!((base.expected - 10.5).abs() < 1.5, "{base:?}");
+        assert!(base.score > 0.99);
+        assert_eq!(base.history, 100);
+    }
+
+    #[test]
+    fn missing_evidence_is_reported() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let subject = vec![("service.name".to_string(), "a".to_string())];
+        assert_eq!(read(&store, &spec(60.0), &subject, 0).unwrap_err(), Missing::NoSeries);
+        for i in 0..5 {
+            store.push("m", "value", &[("service.name", "a")], i * 60_000, 1.0).unwrap();
+        }
+        assert!(matches!(
+            read(&store, &spec(120.0), &subject, 4 * 60_000),
+            Err(Missing::HistoryTooShort { .. })
+        ));
+        assert_eq!(
+            read(&store, &spec(60.0), &subject, 100 * 60_000).unwrap_err(),
+            Missing::NoPointsInWindow
+        );
+    }
+}
