@@ -34,6 +34,10 @@ pub struct BaselineConfig {
     pub band_k: f64,
     /// Updates beyond this many sigmas are clipped to it.
     pub clip_k: f64,
+    /// Time constant of the level offset from the seasonal profile, in seconds: slow enough
+    /// that an incident of an hour barely moves it, fast enough to follow a real level shift
+    /// within a day.
+    pub level_tau_s: f64,
 }
 
 impl Default for BaselineConfig {
@@ -47,6 +51,7 @@ impl Default for BaselineConfig {
             season_memory_days: 7.0,
             band_k: 3.0,
             clip_k: 4.0,
+            level_tau_s: 6.0 * 3600.0,
         }
     }
 }
@@ -284,10 +289,7 @@ impl StreamingBaseline {
         let seasonal = a.ewm.mean * (1.0 - frac) + b.ewm.mean * frac;
         let var = a.ewm.var * (1.0 - frac) + b.ewm.var * frac;
         let level = if self.level.initialised { self.level.mean } else { 0.0 };
-        // The residual spread around the profile bounds sigma from below: slot variance alone
-        // under-states noise when few days have been seen.
-        let sigma = var.max(0.0).sqrt().max(self.level.std());
-        Some((seasonal + level, sigma))
+        Some((seasonal + level, var.max(0.0).sqrt()))
     }
 
     /// Adds a point; returns the band it was judged against (before the update).
@@ -306,6 +308,7 @@ impl StreamingBaseline {
         let learned = clip(band.map(|b| (b.expected, b.sigma)));
         let learned_seasonal = clip(self.seasonal(ts_ms, cfg).map(|(e, s)| (e, s.max(1e-3 * e.abs()).max(1e-9))));
         self.samples += 1;
+        let prev_ts = self.last_ts;
         if self.first_ts == i64::MIN {
             self.first_ts = ts_ms;
         }
@@ -329,7 +332,9 @@ impl StreamingBaseline {
         let had = slot.ewm.initialised;
         slot.ewm.update(learned_seasonal, 1.0 / effective.max(1.0));
         if had {
-            self.level.update(learned_seasonal - seasonal_before, cfg.slow_alpha * 5.0);
+            let dt_s = if prev_ts == i64::MIN { 0.0 } else { (ts_ms - prev_ts).max(0) as f64 / 1000.0 };
+            let alpha = (1.0 - (-dt_s / cfg.level_tau_s).exp()).clamp(1e-6, 1.0);
+            self.level.update(learned_seasonal - seasonal_before, alpha);
         }
         band
     }

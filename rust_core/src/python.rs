@@ -127,6 +127,9 @@ impl PySeriesStore {
             .take(limit)
             .map(|s| {
                 let last = s.ring.back();
+                // A sustained deviation, not a blip: the lowest score of the last three points.
+                let recent_score = (s.ring.len() >= 3)
+                    .then(|| s.ring.iter().rev().take(3).map(|x| x.score).fold(f64::INFINITY, f64::min));
                 serde_json::json!({
                     "metric": s.metric,
                     "statistic": s.statistic,
@@ -134,6 +137,8 @@ impl PySeriesStore {
                     "points": s.baseline.samples,
                     "last_ts_ms": last.map(|x| x.ts_ms),
                     "last_value": last.map(|x| x.value),
+                    "last_expected": last.map(|x| x.expected).filter(|x| x.is_finite()),
+                    "recent_score": recent_score,
                     "out_of_order": s.out_of_order,
                     "duplicates": s.duplicates,
                 })

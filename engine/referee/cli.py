@@ -1,0 +1,97 @@
+"""The ``referee`` command line."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    help="Referee: a second, evidence-based opinion on AI copilots' operational suggestions.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+rules_app = typer.Typer(help="Work with rule packs.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="referee.yaml (default: $REFEREE_CONFIG or ./referee.yaml).")
+]
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="OTLP/HTTP and REST port [default: 4318].")] = None,
+    rules: Annotated[
+        list[Path] | None, typer.Option("--rules", "-r", help="Rule pack file or directory (repeatable).")
+    ] = None,
+    database: Annotated[Path | None, typer.Option(help="SQLite database [default: referee.db].")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the service: OTLP/HTTP ingest and the REST API on one port.
+
+    SIGHUP reloads the rule packs (all or nothing: a broken pack keeps the running rules).
+    """
+    import uvicorn
+
+    from referee.config import Settings
+    from referee.decision.rulepack import RulePackError
+    from referee.service.app import build_app
+    from referee.service.runtime import Runtime
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.load(config, host=host, port=port, rules=rules or None, database=database)
+    try:
+        runtime = Runtime(settings)
+    except RulePackError as e:
+        Console(stderr=True).print(f"[red]cannot start: the rule packs have errors[/]\n{e}", highlight=False)
+        raise typer.Exit(1) from None
+    signal.signal(signal.SIGHUP, lambda *_: runtime.reload_rules())
+    try:
+        uvicorn.run(build_app(runtime), host=settings.host, port=settings.port, log_level=log_level.lower())
+    finally:
+        runtime.close()
+
+
+@app.command()
+def demo() -> None:
+    """Play the seed incident end to end on the embedded defaults (about a minute)."""
+    from referee.demo.run import run
+
+    verdicts = run()
+    if not {"confirm", "suppress"} <= {v.verdict for v in verdicts}:
+        raise typer.Exit(1)
+
+
+@rules_app.command("check")
+def rules_check(
+    paths: Annotated[list[Path], typer.Argument(help="Rule pack files or directories.")],
+) -> None:
+    """Validate rule packs: YAML, fields, CEL conditions. Prints path:line:col: message; exits 1 on any error."""
+    from referee.decision.rulepack import RulePackError, load_rules
+
+    try:
+        loaded = load_rules(paths)
+    except RulePackError as e:
+        for line in e.errors:
+            typer.echo(line, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{len(loaded.rules)} rules in {len(loaded.files)} files OK (revision {loaded.revision})")
+
+
+@app.command()
+def version() -> None:
+    """Print the version of Referee and its core."""
+    from referee import __version__, _core
+
+    typer.echo(f"referee {__version__} (core {_core.__version__})")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,177 @@
+"""Deciding: from a suggestion and the evidence in the series store to a Verdict v1.
+
+The conditions are evaluated in Rust (``_core.RuleSet.evaluate``); this module turns each
+rule's outcome into an effect and combines the effects deterministically:
+
+1. a rule with ``mode: off`` is skipped; ``shadow`` rules are evaluated and traced but only
+   decide when no ``enforce`` rule produced an effect (the verdict is then marked ``shadow``);
+2. a matched rule whose evidence is missing (no series, no points in the window, history
+   shorter than the minimum) or whose evaluation failed yields ``inconclusive``;
+3. otherwise ``when`` true yields ``then``, false yields ``otherwise`` (no effect if absent);
+4. only the effects of the highest ``priority`` present count; among them
+   ``confirm`` beats ``inconclusive`` beats ``suppress``: a suggestion is suppressed only
+   when every top-priority rule says so, and never on missing evidence;
+5. no effect at all is ``inconclusive`` ("no rule judges this claim").
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from referee import _core
+from referee.decision.rulepack import Effect, LoadedRules, Rule
+from referee.models import Band, Evidence, RuleTrace, Suggestion, Verdict
+
+_STRENGTH = {"confirm": 2, "inconclusive": 1, "suppress": 0}
+
+
+def fmt(x: float | None) -> str:
+    """Numbers for people: three significant digits, no exponent for everyday magnitudes."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "n/a"
+    if x == 0:
+        return "0"
+    if 1e-3 <= abs(x) < 1e6:
+        digits = max(0, 2 - math.floor(math.log10(abs(x))))
+        return f"{x:.{digits}f}"
+    return f"{x:.3g}"
+
+
+def _effect_of(rule: Rule, outcome: dict[str, Any]) -> tuple[Effect | None, str | None]:
+    if not outcome["matched"]:
+        return None, None
+    if outcome.get("missing"):
+        return Effect("inconclusive", f"evidence missing: {outcome['missing']}"), outcome["missing"]
+    if outcome.get("error"):
+        return Effect("inconclusive", f"rule could not be evaluated: {outcome['error']}"), outcome["error"]
+    if outcome.get("when"):
+        return rule.then, None
+    return rule.otherwise, None
+
+
+def _ms_to_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _evidence(trace: RuleTrace, rule: Rule | None, suggestion: Suggestion) -> Evidence:
+    sig, base = trace.signal or {}, trace.baseline or {}
+    ev = Evidence(claimed=suggestion.claim.observed)
+    if sig:
+        ev.metric = sig["metric"]
+        ev.statistic = sig["statistic"]
+        ev.observed = sig["observed"]
+        ev.samples = sig["samples"]
+        ev.window = (rule.signal or {}).get("window") if rule else None
+        ev.window_start = _ms_to_dt(sig["start_ms"])
+        ev.window_end = _ms_to_dt(sig["end_ms"])
+    if base:
+        ev.expected = base["expected"]
+        ev.band = Band(lower=base["lower"], upper=base["upper"])
+        ev.score = base["score"]
+        ev.baseline_model = base["model"]
+        ev.baseline_history = base["history"]
+        ev.baseline_freshness_s = base["freshness_s"]
+    return ev
+
+
+_MODEL_WORDS = {
+    "streaming.hour_of_day": "its usual level for this hour of the day",
+    "streaming.median_mad": "its recent median",
+}
+
+
+def explain(verdict: str, suggestion: Suggestion, ev: Evidence, reason: str | None) -> str:
+    """One sentence a person on call can read."""
+    who = suggestion.service or ", ".join(f"{k}={v}" for k, v in suggestion.subject.items())
+    head = {"confirm": "Confirmed", "suppress": "Suppressed", "inconclusive": "Inconclusive"}[verdict]
+    if ev.observed is None or ev.expected is None or ev.band is None:
+        return f"{head}: {suggestion.claim.kind} on {who}: {reason or 'no evidence'}."
+    what = f"{ev.statistic} {ev.metric}"
+    basis = _MODEL_WORDS.get(ev.baseline_model or "", ev.baseline_model or "the baseline")
+    claimed = ""
+    if ev.claimed is not None:
+        claimed = f" (the copilot reported {fmt(ev.claimed)})"
+    return (
+        f"{head}: {who} {what} was {fmt(ev.observed)} over the last {ev.window}{claimed}, "
+        f"against {fmt(ev.expected)} expected from {basis} "
+        f"(band {fmt(ev.band.lower)}–{fmt(ev.band.upper)}, score {fmt(ev.score)})"
+        + (f"; {reason}." if reason else ".")
+    )
+
+
+class Decider:
+    """Decides suggestions against one store and the currently loaded rules."""
+
+    def __init__(self, store: _core.SeriesStore, rules: LoadedRules) -> None:
+        self.store = store
+        self.rules = rules
+
+    def decide(self, suggestion: Suggestion, at: datetime | None = None) -> Verdict:
+        rules = self.rules  # one consistent rule set for the whole decision, even during a reload
+        at = at or suggestion.created_at
+        at_ms = int(at.timestamp() * 1000)
+        payload = suggestion.model_dump(mode="json", exclude_none=True)
+        outcomes = json.loads(rules.compiled.evaluate(self.store, json.dumps(payload), at_ms))
+        by_id = rules.by_id()
+        traces: list[RuleTrace] = []
+        effects: list[tuple[Rule, RuleTrace, Effect]] = []
+        for outcome in outcomes:
+            rule = by_id[outcome["id"]]
+            if rule.mode == "off":
+                continue
+            effect, _ = _effect_of(rule, outcome)
+            trace = RuleTrace(
+                rule_id=rule.id,
+                mode=rule.mode,  # type: ignore[arg-type]
+                priority=rule.priority,
+                matched=outcome["matched"],
+                when=outcome.get("when"),
+                effect=effect.verdict if effect else None,  # type: ignore[arg-type]
+                reason=effect.reason if effect else None,
+                missing=outcome.get("missing"),
+                error=outcome.get("error"),
+                signal=outcome.get("signal"),
+                baseline=outcome.get("baseline"),
+            )
+            traces.append(trace)
+            if effect is not None:
+                effects.append((rule, trace, effect))
+
+        mode = "enforce"
+        deciding = [e for e in effects if e[0].mode == "enforce"]
+        if not deciding and effects:
+            deciding, mode = effects, "shadow"
+        if not deciding:
+            verdict, reason, chosen = "inconclusive", f"no rule judges {suggestion.claim.kind} claims", []
+        else:
+            top = max(r.priority for r, _, _ in deciding)
+            group = [e for e in deciding if e[0].priority == top]
+            verdict = max((e[2].verdict for e in group), key=lambda v: _STRENGTH[v])
+            chosen = [e for e in group if e[2].verdict == verdict]
+            reason = chosen[0][2].reason
+        # Evidence comes from the deciding rule, or, when none had any, the first rule that did.
+        evidence_trace = next((t for _, t, _ in chosen if t.signal), None) or next(
+            (t for t in traces if t.signal), None
+        )
+        evidence = (
+            _evidence(evidence_trace, by_id.get(evidence_trace.rule_id), suggestion)
+            if evidence_trace
+            else Evidence(claimed=suggestion.claim.observed)
+        )
+        return Verdict(
+            suggestion_id=suggestion.id,
+            source=suggestion.source,
+            subject=suggestion.subject,
+            claim_kind=suggestion.claim.kind,
+            verdict=verdict,  # type: ignore[arg-type]
+            rule_ids=[r.id for r, _, _ in chosen],
+            evidence=evidence,
+            explanation=explain(verdict, suggestion, evidence, reason),
+            trace=traces,
+            rules_revision=rules.revision,
+            decided_at=datetime.now(UTC),
+            mode=mode,  # type: ignore[arg-type]
+        )

@@ -1,0 +1,1 @@
+"""Ingest: OTLP bodies into the Rust series store, one call per request."""

@@ -1,0 +1,132 @@
+"""Suggestion v1 and Verdict v1: the two documents Referee takes in and gives out.
+
+Both are pydantic models so that what arrives over HTTP is validated once, with errors that
+name the field, and what leaves is always the same shape. The JSON Schemas in `schemas/` are
+generated from these models (`referee schema`), so code and published schema cannot drift.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ClaimKind = Literal[
+    "latency_high",
+    "error_rate_high",
+    "saturation_high",
+    "traffic_drop",
+    "traffic_spike",
+    "anomaly",
+]
+VerdictValue = Literal["confirm", "suppress", "inconclusive"]
+
+
+class Claim(BaseModel):
+    """What the copilot says is happening."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ClaimKind
+    signal: str | None = Field(default=None, description="Metric name the claim is about.")
+    statistic: str | None = Field(default=None, description="e.g. p99, rate, error_ratio.")
+    direction: Literal["up", "down"] | None = None
+    observed: float | None = Field(default=None, description="The value the copilot reports.")
+    unit: str | None = None
+    window: str | None = Field(
+        default=None, description="How far back the claim looks, e.g. '10m' (default: the rule's)."
+    )
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    target: str | None = None
+
+
+class Suggestion(BaseModel):
+    """Suggestion v1: one claim from a copilot or alert source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=256, description="The source's idempotency key.")
+    source: str = Field(default="api", min_length=1, max_length=128)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: dict[str, str] = Field(min_length=1, description="Resource attributes, e.g. service.name.")
+    claim: Claim
+    action: Action | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    summary: str | None = Field(default=None, max_length=4096)
+    evidence: dict[str, Any] | None = None
+    links: list[str] | None = None
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, v: datetime) -> datetime:
+        return v if v.tzinfo else v.replace(tzinfo=UTC)
+
+    @property
+    def service(self) -> str | None:
+        return self.subject.get("service.name")
+
+
+class Band(BaseModel):
+    lower: float
+    upper: float
+
+
+class Evidence(BaseModel):
+    """The numbers that decided a verdict (from the deciding rule's signal and baseline)."""
+
+    metric: str | None = None
+    statistic: str | None = None
+    observed: float | None = None
+    expected: float | None = None
+    band: Band | None = None
+    score: float | None = None
+    samples: int | None = None
+    window: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    baseline_model: str | None = None
+    baseline_history: int | None = None
+    baseline_freshness_s: float | None = None
+    claimed: float | None = None
+
+
+class RuleTrace(BaseModel):
+    """What one rule made of the suggestion."""
+
+    rule_id: str
+    mode: Literal["enforce", "shadow", "off"]
+    priority: int
+    matched: bool
+    when: bool | None = None
+    effect: VerdictValue | None = None
+    reason: str | None = None
+    missing: str | None = None
+    error: str | None = None
+    signal: dict[str, Any] | None = None
+    baseline: dict[str, Any] | None = None
+
+
+class Verdict(BaseModel):
+    """Verdict v1: Referee's opinion on one suggestion, with the evidence."""
+
+    schema_version: Literal[1] = 1
+    decision_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    suggestion_id: str
+    source: str
+    subject: dict[str, str]
+    claim_kind: ClaimKind
+    verdict: VerdictValue
+    rule_ids: list[str]
+    evidence: Evidence
+    explanation: str
+    trace: list[RuleTrace]
+    rules_revision: str
+    decided_at: datetime
+    mode: Literal["enforce", "shadow"] = "enforce"

@@ -1,0 +1,1 @@
+"""Outputs: the verdict store, its delivery outbox, and the sinks plugins provide."""

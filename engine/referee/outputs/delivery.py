@@ -1,0 +1,91 @@
+"""The delivery worker: drains the outbox into the verdict sinks, with backoff.
+
+Retryable failures (``SinkRetryableError``: timeouts, 429, 5xx) are retried with exponential
+backoff (1 s doubling to 5 min, with jitter); any other exception marks the delivery failed
+and is logged with the sink's message (sinks never put secrets in messages).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+
+from referee.hookspecs import SinkRetryableError, VerdictSink
+from referee.models import Suggestion
+from referee.outputs.verdicts import Delivery, VerdictStore
+
+log = logging.getLogger("referee.delivery")
+
+MAX_BACKOFF_S = 300.0
+
+
+def backoff(attempts: int) -> float:
+    base = min(MAX_BACKOFF_S, 2.0 ** max(0, attempts))
+    return base * random.uniform(0.8, 1.2)
+
+
+class DeliveryWorker:
+    def __init__(self, store: VerdictStore, sinks: list[VerdictSink], poll_s: float = 0.5) -> None:
+        self.store = store
+        self.sinks = {s.name: s for s in sinks}
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        """Delivers what is due now; returns how many deliveries succeeded."""
+        ok = 0
+        for d in self.store.due():
+            sink = self.sinks.get(d.sink)
+            if sink is None:
+                continue  # the sink is not configured in this process; leave the row for one that is
+            if self._deliver(sink, d):
+                ok += 1
+        return ok
+
+    def _deliver(self, sink: VerdictSink, d: Delivery) -> bool:
+        verdict = self.store.get(d.decision_id)
+        suggestion_json = self.store.suggestion_json(d.decision_id)
+        if verdict is None or suggestion_json is None:
+            self.store.failed(d, "verdict not found")
+            return False
+        suggestion = Suggestion.model_validate_json(suggestion_json)
+        try:
+            ref = sink.deliver(verdict, suggestion, d.ref)
+        except SinkRetryableError as e:
+            delay = backoff(d.attempts)
+            log.warning("delivery of %s to %s failed, retrying in %.0f s: %s", d.decision_id, d.sink, delay, e)
+            self.store.retry_later(d, str(e), delay)
+            return False
+        except Exception as e:
+            log.error("delivery of %s to %s failed permanently: %s", d.decision_id, d.sink, e)
+            self.store.failed(d, f"{type(e).__name__}: {e}")
+            return False
+        self.store.delivered(d, ref)
+        return True
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None and self.sinks:
+            self._thread = threading.Thread(target=self._loop, name="referee-delivery", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the worker must outlive any one bad row
+                log.exception("delivery loop error")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()

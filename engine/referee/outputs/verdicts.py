@@ -1,0 +1,200 @@
+"""The verdict store (embedded SQLite) and its delivery outbox.
+
+* ``verdicts``: every verdict as its Verdict v1 JSON, keyed by ``decision_id`` and unique per
+  ``(source, suggestion_id)`` so a suggestion sent twice gets the same verdict back.
+* ``deliveries``: one row per (decision, sink), written in the same transaction as the
+  verdict. A worker delivers pending rows with exponential backoff; the sink's reference
+  (e.g. the Grafana annotation id) is kept so that re-delivery updates instead of duplicating.
+  Rows survive restarts, so verdicts decided while Grafana was down are delivered later.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from referee.models import Verdict
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdicts (
+    decision_id    TEXT PRIMARY KEY,
+    source         TEXT NOT NULL,
+    suggestion_id  TEXT NOT NULL,
+    service        TEXT,
+    verdict        TEXT NOT NULL,
+    rules_revision TEXT NOT NULL,
+    decided_at     TEXT NOT NULL,
+    suggestion     TEXT NOT NULL,
+    body           TEXT NOT NULL,
+    UNIQUE (source, suggestion_id)
+);
+CREATE INDEX IF NOT EXISTS verdicts_decided_at ON verdicts (decided_at);
+CREATE TABLE IF NOT EXISTS deliveries (
+    decision_id   TEXT NOT NULL REFERENCES verdicts (decision_id),
+    sink          TEXT NOT NULL,
+    status        TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | failed
+    ref           TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_attempt  REAL NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    PRIMARY KEY (decision_id, sink)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt);
+"""
+
+
+@dataclass
+class Delivery:
+    decision_id: str
+    sink: str
+    ref: str | None
+    attempts: int
+
+
+class VerdictStore:
+    """Thread-safe access to the SQLite database (one connection, serialised)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def find(self, source: str, suggestion_id: str) -> Verdict | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body FROM verdicts WHERE source = ? AND suggestion_id = ?", (source, suggestion_id)
+            ).fetchone()
+        return Verdict.model_validate_json(row["body"]) if row else None
+
+    def add(self, verdict: Verdict, suggestion_json: str, sinks: list[str]) -> Verdict:
+        """Stores a verdict and queues it for every sink; returns the stored verdict, which is
+        the earlier one if this suggestion was already decided."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT body FROM verdicts WHERE source = ? AND suggestion_id = ?",
+                (verdict.source, verdict.suggestion_id),
+            ).fetchone()
+            if row:
+                return Verdict.model_validate_json(row["body"])
+            db.execute(
+                "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    verdict.decision_id,
+                    verdict.source,
+                    verdict.suggestion_id,
+                    verdict.subject.get("service.name"),
+                    verdict.verdict,
+                    verdict.rules_revision,
+                    verdict.decided_at.isoformat(),
+                    suggestion_json,
+                    verdict.model_dump_json(),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO deliveries (decision_id, sink) VALUES (?, ?)",
+                [(verdict.decision_id, s) for s in sinks],
+            )
+        return verdict
+
+    def get(self, decision_id: str) -> Verdict | None:
+        with self._lock:
+            row = self._conn.execute("SELECT body FROM verdicts WHERE decision_id = ?", (decision_id,)).fetchone()
+        return Verdict.model_validate_json(row["body"]) if row else None
+
+    def suggestion_json(self, decision_id: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT suggestion FROM verdicts WHERE decision_id = ?", (decision_id,)
+            ).fetchone()
+        return row["suggestion"] if row else None
+
+    def list(
+        self, limit: int = 100, service: str | None = None, verdict: str | None = None, source: str | None = None
+    ) -> list[Verdict]:
+        where, args = [], []
+        for col, val in (("service", service), ("verdict", verdict), ("source", source)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        sql = "SELECT body FROM verdicts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY decided_at DESC, rowid DESC LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, (*args, limit)).fetchall()
+        return [Verdict.model_validate_json(r["body"]) for r in rows]
+
+    # --- outbox -------------------------------------------------------------------------------
+
+    def due(self, now: float | None = None, limit: int = 50) -> list[Delivery]:
+        now = time.time() if now is None else now
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT decision_id, sink, ref, attempts FROM deliveries "
+                "WHERE status = 'pending' AND next_attempt <= ? ORDER BY next_attempt LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [Delivery(r["decision_id"], r["sink"], r["ref"], r["attempts"]) for r in rows]
+
+    def delivered(self, d: Delivery, ref: str | None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'delivered', ref = ?, attempts = attempts + 1, last_error = NULL "
+                "WHERE decision_id = ? AND sink = ?",
+                (ref, d.decision_id, d.sink),
+            )
+
+    def retry_later(self, d: Delivery, error: str, delay_s: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
+                "WHERE decision_id = ? AND sink = ?",
+                (error[:500], time.time() + delay_s, d.decision_id, d.sink),
+            )
+
+    def failed(self, d: Delivery, error: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = ? "
+                "WHERE decision_id = ? AND sink = ?",
+                (error[:500], d.decision_id, d.sink),
+            )
+
+    def deliveries(self, decision_id: str) -> list[dict[str, object]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT sink, status, ref, attempts, last_error FROM deliveries WHERE decision_id = ?",
+                (decision_id,),
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def outbox_depth(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0])

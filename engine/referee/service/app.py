@@ -1,0 +1,157 @@
+"""The HTTP face of ``referee serve``: OTLP/HTTP ingest and the REST API on one port.
+
+Routes (also in ``docs/api.md``):
+
+* ``POST /v1/metrics`` - OTLP/HTTP, protobuf or JSON, optionally gzip;
+* ``POST /api/v1/suggestions`` - Suggestion v1 in, Verdict v1 out;
+* ``GET /api/v1/verdicts``, ``GET /api/v1/verdicts/{decision_id}``;
+* ``GET /api/v1/series``, ``GET /api/v1/rules``;
+* ``GET /healthz``, ``GET /readyz``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from referee.ingest import otlp_http
+from referee.models import Suggestion
+from referee.service.runtime import Runtime
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(json.dumps(data, default=str), status_code=status, media_type="application/json")
+
+
+def _problem(status: int, message: str, **extra: Any) -> Response:
+    return _json({"error": message, **extra}, status)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """Reads at most ``limit`` bytes of body (compressed bodies are also capped at the limit:
+    no real export compresses to more than its own decompressed size)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise otlp_http.OtlpHttpError(413, f"request body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise otlp_http.OtlpHttpError(413, f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build_app(runtime: Runtime) -> Starlette:
+    settings = runtime.settings
+
+    async def otlp_metrics(request: Request) -> Response:
+        wants_json = "json" in (request.headers.get("content-type") or "")
+        try:
+            neg = otlp_http.negotiate(request.headers.get("content-type"), request.headers.get("content-encoding"))
+            body = await _read_body(request, settings.max_body_bytes)
+            _, rejected, message = await run_in_threadpool(
+                otlp_http.ingest_metrics, runtime.store, body, neg, settings.max_body_bytes
+            )
+        except otlp_http.OtlpHttpError as e:
+            media = otlp_http.JSON if wants_json else otlp_http.PROTOBUF
+            return Response(otlp_http.error_body(wants_json, e.status, e.message), e.status, media_type=media)
+        return Response(otlp_http.metrics_response(neg, rejected, message), 200, media_type=neg.media_type)
+
+    async def post_suggestion(request: Request) -> Response:
+        body = await request.body()
+        try:
+            raw = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return _problem(400, f"body is not JSON: {e}")
+        try:
+            suggestion = Suggestion.model_validate(raw)
+        except ValidationError as e:
+            return _problem(
+                422,
+                "not a valid Suggestion v1",
+                details=[
+                    {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
+                    for err in e.errors(include_url=False)
+                ],
+            )
+        verdict, new = await run_in_threadpool(runtime.submit, suggestion)
+        return Response(verdict.model_dump_json(), 201 if new else 200, media_type="application/json")
+
+    async def list_verdicts(request: Request) -> Response:
+        q = request.query_params
+        try:
+            limit = min(1000, max(1, int(q.get("limit", "100"))))
+        except ValueError:
+            return _problem(400, "limit must be an integer")
+        rows = await run_in_threadpool(
+            runtime.verdicts.list, limit, q.get("service"), q.get("verdict"), q.get("source")
+        )
+        return _json({"verdicts": [v.model_dump(mode="json") for v in rows]})
+
+    async def get_verdict(request: Request) -> Response:
+        decision_id = request.path_params["decision_id"]
+        verdict = await run_in_threadpool(runtime.verdicts.get, decision_id)
+        if verdict is None:
+            return _problem(404, f"no verdict {decision_id}")
+        out = verdict.model_dump(mode="json")
+        out["deliveries"] = runtime.verdicts.deliveries(decision_id)
+        return _json(out)
+
+    async def list_series(request: Request) -> Response:
+        q = request.query_params
+        try:
+            limit = min(10_000, max(1, int(q.get("limit", "1000"))))
+        except ValueError:
+            return _problem(400, "limit must be an integer")
+        rows = json.loads(runtime.store.series_json(q.get("metric"), limit))
+        return _json({"stats": runtime.store.stats(), "series": rows})
+
+    async def get_rules(request: Request) -> Response:
+        rules = runtime.rules
+        return _json(
+            {
+                "revision": rules.revision,
+                "loaded_at": runtime.rules_loaded_at.isoformat(),
+                "last_error": runtime.rules_last_error,
+                "files": [str(f) for f in rules.files],
+                "rules": [
+                    {"id": r.id, "pack": r.pack, "mode": r.mode, "priority": r.priority, "severity": r.severity}
+                    for r in rules.rules
+                ],
+            }
+        )
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        return JSONResponse({"status": "ready", "rules_revision": runtime.rules.revision})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime.start()
+        yield
+
+    return Starlette(
+        routes=[
+            Route("/v1/metrics", otlp_metrics, methods=["POST"]),
+            Route("/api/v1/suggestions", post_suggestion, methods=["POST"]),
+            Route("/api/v1/verdicts", list_verdicts, methods=["GET"]),
+            Route("/api/v1/verdicts/{decision_id}", get_verdict, methods=["GET"]),
+            Route("/api/v1/series", list_series, methods=["GET"]),
+            Route("/api/v1/rules", get_rules, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
