@@ -180,7 +180,8 @@ class _PackReader:
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            self.errors.append(f"{self.path}:{line}:{col}: {e.problem or e.context}")
+            message = " ".join(part for part in (e.context, e.problem) if part)
+            self.errors.append(f"{self.path}:{line}:{col}: {message}")
             return "", []
         except yaml.YAMLError as e:
             self.errors.append(f"{self.path}:1:1: {e}")

@@ -1,0 +1,69 @@
+"""Type stubs for the compiled core, ``referee._core`` (checked against the binary by stubtest)."""
+
+from typing import final
+
+from typing_extensions import disjoint_base
+
+__all__ = ["BodyTooLargeError", "DecodeError", "RuleCompileError", "RuleSet", "SeriesStore", "__version__"]
+
+__version__: str
+
+class DecodeError(ValueError):
+    """An OTLP body that cannot be decoded (HTTP 400)."""
+
+class BodyTooLargeError(ValueError):
+    """An OTLP body over the size limit after decompression (HTTP 413)."""
+
+class RuleCompileError(ValueError):
+    """Rule conditions that failed to compile; ``errors`` lists (rule, field, line, column, message)."""
+
+    errors: list[tuple[str, str, int, int, str]]
+
+@final
+@disjoint_base
+class SeriesStore:
+    """Every live series with its recent points and streaming baseline."""
+
+    def __new__(
+        cls,
+        max_series: int = 100000,
+        ring_capacity: int = 512,
+        min_samples: int = 30,
+        season_min_days: int = 3,
+        band_k: float = 3.0,
+    ) -> SeriesStore: ...
+    def ingest_otlp_metrics(
+        self, body: bytes, *, json: bool = False, gzip: bool = False, max_body_bytes: int = 67108864
+    ) -> tuple[int, int, str]:
+        """Decodes an OTLP metrics export request and updates the store.
+        Returns (accepted points, rejected points, message)."""
+    def ingest_points(
+        self,
+        metric: str,
+        statistic: str,
+        attributes: dict[str, str],
+        timestamps_ms: list[int],
+        values: list[float],
+    ) -> int:
+        """Adds points to one series; returns how many were accepted."""
+    def series_json(self, metric: str | None = None, limit: int = 1000) -> str:
+        """Series summaries as a JSON list."""
+    def samples(
+        self, metric: str, statistic: str, attributes: dict[str, str]
+    ) -> list[tuple[int, float, float, float, float, float]]:
+        """Recent samples of one series: (ts_ms, value, expected, lower, upper, score)."""
+    def stats(self) -> dict[str, int]:
+        """Store-wide counters."""
+    def __len__(self) -> int: ...
+
+@final
+@disjoint_base
+class RuleSet:
+    """A compiled rule set."""
+
+    def __new__(cls, rules_json: str, source: str = "") -> RuleSet: ...
+    @property
+    def revision(self) -> str: ...
+    def evaluate(self, store: SeriesStore, suggestion_json: str, at_ms: int) -> str:
+        """Evaluates every rule; returns the outcomes as JSON."""
+    def __len__(self) -> int: ...
