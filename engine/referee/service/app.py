@@ -6,7 +6,8 @@ Routes (also in ``docs/api.md``):
 * ``POST /api/v1/suggestions`` - Suggestion v1 in, Verdict v1 out;
 * ``GET /api/v1/verdicts``, ``GET /api/v1/verdicts/{decision_id}``;
 * ``GET /api/v1/series``, ``GET /api/v1/rules``;
-* ``GET /healthz``, ``GET /readyz``.
+* ``GET /healthz``, ``GET /readyz``;
+* ``POST /api/v1/sources/<path>`` for each suggestion source a plugin provides.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from referee.hookspecs import SuggestionSource
 from referee.ingest import otlp_http
 from referee.models import Suggestion
 from referee.service.runtime import Runtime
@@ -131,6 +133,21 @@ def build_app(runtime: Runtime) -> Starlette:
             }
         )
 
+    def source_route(source: SuggestionSource) -> Route:
+        async def receive(request: Request) -> Response:
+            body = await request.body()
+            try:
+                suggestions = source.parse(body, request.headers.get("content-type", ""))
+            except ValueError as e:
+                # Alert sources retry on 5xx only: bad input must be a 4xx with the reason.
+                return _problem(400, f"{source.name}: {e}")
+            verdicts = [(await run_in_threadpool(runtime.submit, s))[0] for s in suggestions]
+            return _json({"verdicts": [v.model_dump(mode="json") for v in verdicts]})
+
+        return Route(f"/api/v1/sources/{source.path.strip('/')}", receive, methods=["POST"])
+
+    sources = [s for group in runtime.pm.hook.referee_suggestion_sources(settings=settings) for s in group or []]
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -152,6 +169,7 @@ def build_app(runtime: Runtime) -> Starlette:
             Route("/api/v1/rules", get_rules, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *(source_route(s) for s in sources),
         ],
         lifespan=lifespan,
     )

@@ -1,0 +1,87 @@
+"""The plugin system: hooks documented, entry points loaded, the allowlist honoured, and
+plugin hooks actually used by the service."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from referee import hookimpl, hookspecs
+from referee.demo.run import BackgroundServer
+from referee.models import Suggestion
+from referee.plugins import loaded_plugins, plugin_manager
+from referee.service.runtime import Runtime
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+
+
+def hook_names() -> list[str]:
+    return sorted(n for n in dir(hookspecs) if n.startswith("referee_"))
+
+
+@pytest.mark.parametrize("hook", hook_names())
+def test_every_hook_is_documented(hook: str) -> None:
+    assert re.search(rf"^### {hook}\b", DOCS.read_text(), re.MULTILINE), f"{hook} missing from docs/plugins.md"
+
+
+def test_first_party_plugins_load_through_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REFEREE_LOAD_PLUGINS", raising=False)
+    assert "grafana" in loaded_plugins(plugin_manager())
+
+
+def test_allowlist(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REFEREE_LOAD_PLUGINS", "")
+    assert loaded_plugins(plugin_manager()) == []
+    monkeypatch.setenv("REFEREE_LOAD_PLUGINS", "grafana")
+    assert loaded_plugins(plugin_manager()) == ["grafana"]
+
+
+def test_a_misspelt_hook_fails_loudly() -> None:
+    class Typo:
+        @hookimpl
+        def referee_verdict_sink(self) -> None:  # not a hook: the real one is plural
+            pass
+
+    pm = plugin_manager(load_entry_points=False)
+    pm.register(Typo())
+    with pytest.raises(Exception, match="referee_verdict_sink"):
+        pm.check_pending()
+
+
+class PlainTextSource:
+    """A toy copilot adapter: one 'service kind' line per suggestion."""
+
+    name = "plain"
+    path = "plain"
+
+    def parse(self, body: bytes, content_type: str) -> list[Suggestion]:
+        out = []
+        for i, line in enumerate(body.decode().splitlines()):
+            service, _, kind = line.partition(" ")
+            if not kind:
+                raise ValueError(f"line {i + 1}: expected 'service claim-kind'")
+            out.append(Suggestion(id=f"plain-{i}", source="plain", subject={"service.name": service},
+                                  claim={"kind": kind}))  # type: ignore[arg-type]
+        return out
+
+
+class SourcePlugin:
+    @hookimpl
+    def referee_suggestion_sources(self, settings: object) -> list[PlainTextSource]:
+        return [PlainTextSource()]
+
+
+def test_suggestion_sources_are_mounted(runtime: Runtime) -> None:
+    runtime.pm.register(SourcePlugin())
+    with BackgroundServer(runtime, runtime.settings.port) as srv:
+        r = httpx.post(f"{srv.url}/api/v1/sources/plain", content=b"web latency_high\ndb traffic_drop\n")
+        assert r.status_code == 200
+        assert [(v["subject"]["service.name"], v["verdict"]) for v in r.json()["verdicts"]] == [
+            ("web", "inconclusive"),
+            ("db", "inconclusive"),
+        ]
+        bad = httpx.post(f"{srv.url}/api/v1/sources/plain", content=b"nonsense\n")
+        assert bad.status_code == 400 and "line 1" in bad.json()["error"]
