@@ -72,7 +72,13 @@ def build_payloads(n_requests: int, series_per_kind: int = 512, seed: int = 1) -
                 p = points.add()
                 p.start_time_unix_nano, p.time_unix_nano = t - 60_000_000_000, t
                 s = j % series_per_kind
-                for key, val in (("a", s % 8), ("b", s // 8 % 8), ("c", s // 64), ("route", f"/r{s % 5}"), ("k", j // series_per_kind)):
+                for key, val in (
+                    ("a", s % 8),
+                    ("b", s // 8 % 8),
+                    ("c", s // 64),
+                    ("route", f"/r{s % 5}"),
+                    ("k", j // series_per_kind),
+                ):
                     a = p.attributes.add()
                     a.key, a.value.string_value = key, str(val)
                 if i < 2:
@@ -170,8 +176,12 @@ def bench_memory(n_series: int = 100_000) -> dict[str, Any]:
     after = rss_bytes()
     assert len(store) == n_series
     per = (after - before) / n_series
-    return {"series": n_series, "bytes_per_series": round(per), "target_bytes_per_series": 1024,
-            "note": "RSS growth with one point per series (ring capacity 1): state, keys and index"}
+    return {
+        "series": n_series,
+        "bytes_per_series": round(per),
+        "target_bytes_per_series": 1024,
+        "note": "RSS growth with one point per series (ring capacity 1): state, keys and index",
+    }
 
 
 def bench_decision(n: int = 300) -> dict[str, Any]:
@@ -188,10 +198,19 @@ def bench_decision(n: int = 300) -> dict[str, Any]:
         now_ms = int(time.time() * 1000)
         ts = [now_ms - (600 - i) * 60_000 for i in range(600)]
         rng = random.Random(2)
-        rt.store.ingest_points("http.server.request.duration", "p99", {"service.name": "web"}, ts,
-                               [0.3 + rng.gauss(0, 0.02) for _ in ts])
-        doc = {"source": "bench", "subject": {"service.name": "web"}, "claim": {"kind": "latency_high"},
-               "created_at": datetime.fromtimestamp(now_ms / 1000, tz=UTC).isoformat()}
+        rt.store.ingest_points(
+            "http.server.request.duration",
+            "p99",
+            {"service.name": "web"},
+            ts,
+            [0.3 + rng.gauss(0, 0.02) for _ in ts],
+        )
+        doc = {
+            "source": "bench",
+            "subject": {"service.name": "web"},
+            "claim": {"kind": "latency_high"},
+            "created_at": datetime.fromtimestamp(now_ms / 1000, tz=UTC).isoformat(),
+        }
         inproc = []
         for i in range(n):
             s = Suggestion.model_validate({**doc, "id": f"in-{i}"})
@@ -228,7 +247,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
     args = ap.parse_args()
     results: dict[str, Any] = {
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": __import__("os").cpu_count()},
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": __import__("os").cpu_count(),
+        },
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     for name, fn in (("ingest", bench_ingest), ("memory", bench_memory), ("decision", bench_decision)):

@@ -33,7 +33,9 @@ def noisy(n: int, mean: float, sd: float, seed: int = 1) -> list[float]:
     return [max(0.0, rng.gauss(mean, sd)) for _ in range(n)]
 
 
-def decide(store: _core.SeriesStore, at_ms: int, kind: str, observed: float | None = None) -> tuple[str, list[str]]:
+def decide(
+    store: _core.SeriesStore, at_ms: int, kind: str, observed: float | None = None
+) -> tuple[str, list[str]]:
     decider = Decider(store, load_rules([DEFAULT_RULES]))
     s = Suggestion(
         id="s1",

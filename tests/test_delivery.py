@@ -24,7 +24,9 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def grafana_settings(tmp_path: Path, grafana: GrafanaContractServer) -> Settings:
     env = {"GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": grafana.token}
-    return Settings.load(env=env, database=tmp_path / "referee.db", rules=[DEFAULT_RULES], grafana_timeout_s=0.5)
+    return Settings.load(
+        env=env, database=tmp_path / "referee.db", rules=[DEFAULT_RULES], grafana_timeout_s=0.5
+    )
 
 
 def suggestion(n: int) -> Suggestion:
@@ -37,7 +39,9 @@ def suggestion(n: int) -> Suggestion:
     )
 
 
-def test_failed_deliveries_are_retried_until_they_land(tmp_path: Path, grafana_server: GrafanaContractServer) -> None:
+def test_failed_deliveries_are_retried_until_they_land(
+    tmp_path: Path, grafana_server: GrafanaContractServer
+) -> None:
     rt = Runtime(grafana_settings(tmp_path, grafana_server))
     try:
         assert [s.name for s in rt.sinks] == ["grafana"]
@@ -88,7 +92,9 @@ def test_verdicts_decided_while_grafana_is_down_are_delivered_after_a_restart(
         second.close()
 
 
-def test_a_slow_grafana_does_not_get_duplicates(tmp_path: Path, grafana_server: GrafanaContractServer) -> None:
+def test_a_slow_grafana_does_not_get_duplicates(
+    tmp_path: Path, grafana_server: GrafanaContractServer
+) -> None:
     rt = Runtime(grafana_settings(tmp_path, grafana_server))
     try:
         rt.submit(suggestion(1))

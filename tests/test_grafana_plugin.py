@@ -156,7 +156,7 @@ def test_region_annotation_on_mapped_dashboard_with_all_tags(grafana: GrafanaCon
     ]
     assert stored["text"] == (
         f"Referee SUPPRESS latency_high on {SERVICE}: p99 http.server.request.duration observed 0.412 "
-        "vs expected 0.398 (band 0.301–0.495, score 0.31, 10 samples, baseline streaming.hour_of_day) "  # noqa: RUF001
+        "vs expected 0.398 (band 0.301–0.495, score 0.31, 10 samples, baseline streaming.hour_of_day) "
         "— p99 is inside the hour-of-day band; the copilot's claim is not supported. "
         f'<a href="{PUBLIC_URL}/api/v1/verdicts/{verdict.decision_id}">details</a>'
     )
@@ -256,7 +256,7 @@ def test_evidence_with_claim_and_window() -> None:
 
     assert text.startswith(
         f"Referee SUPPRESS latency_high on {SERVICE}: p99 http.server.request.duration over 10m "
-        "observed 1234 (claimed 0.9) vs expected 1200 (band 0.301–0.495, score 0.31, 1 sample, "  # noqa: RUF001
+        "observed 1234 (claimed 0.9) vs expected 1200 (band 0.301–0.495, score 0.31, 1 sample, "
     )
 
 

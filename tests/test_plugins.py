@@ -24,7 +24,9 @@ def hook_names() -> list[str]:
 
 @pytest.mark.parametrize("hook", hook_names())
 def test_every_hook_is_documented(hook: str) -> None:
-    assert re.search(rf"^### {hook}\b", DOCS.read_text(), re.MULTILINE), f"{hook} missing from docs/plugins.md"
+    assert re.search(rf"^### {hook}\b", DOCS.read_text(), re.MULTILINE), (
+        f"{hook} missing from docs/plugins.md"
+    )
 
 
 def test_first_party_plugins_load_through_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,8 +65,11 @@ class PlainTextSource:
             service, _, kind = line.partition(" ")
             if not kind:
                 raise ValueError(f"line {i + 1}: expected 'service claim-kind'")
-            out.append(Suggestion(id=f"plain-{i}", source="plain", subject={"service.name": service},
-                                  claim={"kind": kind}))  # type: ignore[arg-type]
+            out.append(
+                Suggestion(
+                    id=f"plain-{i}", source="plain", subject={"service.name": service}, claim={"kind": kind}
+                )
+            )  # type: ignore[arg-type]
         return out
 
 

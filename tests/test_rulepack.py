@@ -68,7 +68,10 @@ def test_aliases_are_refused(tmp_path: Path) -> None:
 def test_several_documents_are_refused(tmp_path: Path) -> None:
     p = write(tmp_path, GOOD + "---\nreferee: 1\n")
     (err,) = errors_of(p)
-    assert err.startswith(f"{p}:10:1: ") and "expected a single document in the stream but found another document" in err
+    assert (
+        err.startswith(f"{p}:10:1: ")
+        and "expected a single document in the stream but found another document" in err
+    )
 
 
 def test_unknown_field_and_bad_values(tmp_path: Path) -> None:

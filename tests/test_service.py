@@ -28,7 +28,9 @@ from referee.outputs.verdicts import VerdictStore
 from referee.service.runtime import Runtime
 from tests.conftest import DEFAULT_RULES
 
-CONTRACTS = Path(os.environ.get("REFEREE_CONTRACTS_DIR", Path(__file__).resolve().parents[2] / "shared" / "contracts"))
+CONTRACTS = Path(
+    os.environ.get("REFEREE_CONTRACTS_DIR", Path(__file__).resolve().parents[2] / "shared" / "contracts")
+)
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
@@ -53,7 +55,9 @@ def test_protobuf_and_gzip_are_accepted(server: BackgroundServer) -> None:
     r = httpx.post(f"{server.url}/v1/metrics", content=body, headers={**PROTOBUF, "Content-Encoding": "gzip"})
     assert r.status_code == 200
     series = httpx.get(f"{server.url}/api/v1/series", params={"metric": "queue.depth"}).json()["series"]
-    assert [(s["attributes"]["service.name"], s["points"], s["last_value"]) for s in series] == [("api", 2, 4.0)]
+    assert [(s["attributes"]["service.name"], s["points"], s["last_value"]) for s in series] == [
+        ("api", 2, 4.0)
+    ]
 
 
 def test_official_json_example(server: BackgroundServer) -> None:
@@ -63,7 +67,10 @@ def test_official_json_example(server: BackgroundServer) -> None:
     assert r.headers["content-type"] == "application/json"
     # The example's exponential histogram is not stored yet: answered as a partial success.
     assert r.json() == {
-        "partialSuccess": {"rejectedDataPoints": "1", "errorMessage": "exponential histograms are not supported yet"}
+        "partialSuccess": {
+            "rejectedDataPoints": "1",
+            "errorMessage": "exponential histograms are not supported yet",
+        }
     }
     names = {(s["metric"], s["statistic"]) for s in httpx.get(f"{server.url}/api/v1/series").json()["series"]}
     assert ("my.gauge", "value") in names
@@ -110,7 +117,9 @@ def test_body_limit_applies_after_decompression(settings: Settings) -> None:
         with BackgroundServer(runtime, settings.port) as srv:
             bomb = gzip.compress(b"\0" * (8 << 20))
             assert len(bomb) < settings.max_body_bytes
-            r = httpx.post(f"{srv.url}/v1/metrics", content=bomb, headers={**PROTOBUF, "Content-Encoding": "gzip"})
+            r = httpx.post(
+                f"{srv.url}/v1/metrics", content=bomb, headers={**PROTOBUF, "Content-Encoding": "gzip"}
+            )
             assert r.status_code == 413
             big = b"\0" * ((1 << 20) + 1)
             assert httpx.post(f"{srv.url}/v1/metrics", content=big, headers=PROTOBUF).status_code == 413
@@ -142,7 +151,8 @@ def check_rollups(server: BackgroundServer, provider: MeterProvider) -> None:
     rollup = {
         s["statistic"]: s
         for s in rows["series"]
-        if s["attributes"].get("service.name") == "shop" and "http.response.status_code" not in s["attributes"]
+        if s["attributes"].get("service.name") == "shop"
+        and "http.response.status_code" not in s["attributes"]
     }
     assert {"count", "rate", "mean", "p50", "p90", "p99", "error_ratio"} <= set(rollup)
     # The first export counts from the SDK's start time; the second holds exactly the 50 new requests.
@@ -176,9 +186,24 @@ def test_serve_process_end_to_end(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAFANA_", "REFEREE_"))}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "referee", "serve", "--port", str(port), "--database", str(tmp_path / "r.db"),
-         "--rules", str(DEFAULT_RULES), "--log-level", "warning"],
-        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "referee",
+            "serve",
+            "--port",
+            str(port),
+            "--database",
+            str(tmp_path / "r.db"),
+            "--rules",
+            str(DEFAULT_RULES),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -193,8 +218,13 @@ def test_serve_process_end_to_end(tmp_path: Path) -> None:
         now_s = int(time.time()) // 60 * 60
         services = [
             ServiceProfile("steady", rps=20, median_latency_s=0.05, peak_s_of_day=now_s % 86400),
-            ServiceProfile("broken", rps=20, median_latency_s=0.05, peak_s_of_day=now_s % 86400,
-                           incidents=[Incident(now_s - 1800, now_s + 1, latency_factor=6.0)]),
+            ServiceProfile(
+                "broken",
+                rps=20,
+                median_latency_s=0.05,
+                peak_s_of_day=now_s % 86400,
+                incidents=[Incident(now_s - 1800, now_s + 1, latency_factor=6.0)],
+            ),
         ]
         send_history(url, services, now_s)
         r = httpx.post(f"{url}/api/v1/suggestions", json=suggestion("a", "steady", "latency_high", now_s))
@@ -226,6 +256,6 @@ def test_serve_process_end_to_end(tmp_path: Path) -> None:
     # The verdicts outlive the process: they are in SQLite.
     stored = VerdictStore(tmp_path / "r.db")
     try:
-        assert {v.verdict for v in stored.list()} == {"suppress", "confirm"}
+        assert {v.verdict for v in stored.latest()} == {"suppress", "confirm"}
     finally:
         stored.close()

@@ -2,8 +2,6 @@
 
 from typing import final
 
-from typing_extensions import disjoint_base
-
 __all__ = ["BodyTooLargeError", "DecodeError", "RuleCompileError", "RuleSet", "SeriesStore", "__version__"]
 
 __version__: str
@@ -20,7 +18,6 @@ class RuleCompileError(ValueError):
     errors: list[tuple[str, str, int, int, str]]
 
 @final
-@disjoint_base
 class SeriesStore:
     """Every live series with its recent points and streaming baseline."""
 
@@ -57,7 +54,6 @@ class SeriesStore:
     def __len__(self) -> int: ...
 
 @final
-@disjoint_base
 class RuleSet:
     """A compiled rule set."""
 

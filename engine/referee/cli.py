@@ -19,7 +19,8 @@ rules_app = typer.Typer(help="Work with rule packs.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="referee.yaml (default: $REFEREE_CONFIG or ./referee.yaml).")
+    Path | None,
+    typer.Option("--config", "-c", help="referee.yaml (default: $REFEREE_CONFIG or ./referee.yaml)."),
 ]
 
 
@@ -73,7 +74,10 @@ def demo() -> None:
 def rules_check(
     paths: Annotated[list[Path], typer.Argument(help="Rule pack files or directories.")],
 ) -> None:
-    """Validate rule packs: YAML, fields, CEL conditions. Prints path:line:col: message; exits 1 on any error."""
+    """Validate rule packs: YAML, fields, CEL conditions.
+
+    Prints every problem as path:line:col: message and exits 1 on any.
+    """
     from referee.decision.rulepack import RulePackError, load_rules
 
     try:

@@ -58,7 +58,7 @@ class SuggestionSource(Protocol):
 
 
 @hookspec
-def referee_verdict_sinks(settings: Settings) -> list[VerdictSink] | None:  # type: ignore[empty-body]
+def referee_verdict_sinks(settings: Settings) -> list[VerdictSink] | None:
     """Return the verdict sinks this plugin provides, given the service's settings.
 
     Return ``None`` or an empty list when the plugin is not configured (for example the
@@ -67,7 +67,7 @@ def referee_verdict_sinks(settings: Settings) -> list[VerdictSink] | None:  # ty
 
 
 @hookspec
-def referee_verdict_previews(settings: Settings) -> list[VerdictSink] | None:  # type: ignore[empty-body]
+def referee_verdict_previews(settings: Settings) -> list[VerdictSink] | None:
     """Return sinks that can ``describe()`` what they would write even when not configured.
 
     ``referee demo`` uses them to show, for example, the Grafana annotations it would write
@@ -76,7 +76,7 @@ def referee_verdict_previews(settings: Settings) -> list[VerdictSink] | None:  #
 
 
 @hookspec
-def referee_suggestion_sources(settings: Settings) -> list[SuggestionSource] | None:  # type: ignore[empty-body]
+def referee_suggestion_sources(settings: Settings) -> list[SuggestionSource] | None:
     """Return suggestion sources to mount under ``/api/v1/sources/<path>``."""
 
 

@@ -179,8 +179,16 @@ impl MedianWindow {
             // Returns the k-th smallest deviation (0-based) by merging both sides.
             let mut last = 0.0;
             for _ in 0..=k {
-                let dl = if lo >= 0 { m - self.sorted[lo as usize] } else { f64::INFINITY };
-                let dh = if hi < n { self.sorted[hi] - m } else { f64::INFINITY };
+                let dl = if lo >= 0 {
+                    m - self.sorted[lo as usize]
+                } else {
+                    f64::INFINITY
+                };
+                let dh = if hi < n {
+                    self.sorted[hi] - m
+                } else {
+                    f64::INFINITY
+                };
                 if dl <= dh {
                     last = dl;
                     lo -= 1;
@@ -274,7 +282,9 @@ impl StreamingBaseline {
     }
 
     fn seasonal(&self, ts_ms: i64, cfg: &BaselineConfig) -> Option<(f64, f64)> {
-        if self.last_ts == i64::MIN || self.last_ts - self.first_ts < cfg.season_min_days as i64 * DAY_MS {
+        if self.last_ts == i64::MIN
+            || self.last_ts - self.first_ts < cfg.season_min_days as i64 * DAY_MS
+        {
             return None;
         }
         // Slot h describes the hour [h:00, h+1:00); interpolate between slot centres.
@@ -288,7 +298,11 @@ impl StreamingBaseline {
         }
         let seasonal = a.ewm.mean * (1.0 - frac) + b.ewm.mean * frac;
         let var = a.ewm.var * (1.0 - frac) + b.ewm.var * frac;
-        let level = if self.level.initialised { self.level.mean } else { 0.0 };
+        let level = if self.level.initialised {
+            self.level.mean
+        } else {
+            0.0
+        };
         Some((seasonal + level, var.max(0.0).sqrt()))
     }
 
@@ -306,7 +320,10 @@ impl StreamingBaseline {
             None => value,
         };
         let learned = clip(band.map(|b| (b.expected, b.sigma)));
-        let learned_seasonal = clip(self.seasonal(ts_ms, cfg).map(|(e, s)| (e, s.max(1e-3 * e.abs()).max(1e-9))));
+        let learned_seasonal = clip(
+            self.seasonal(ts_ms, cfg)
+                .map(|(e, s)| (e, s.max(1e-3 * e.abs()).max(1e-9))),
+        );
         self.samples += 1;
         let prev_ts = self.last_ts;
         if self.first_ts == i64::MIN {
@@ -332,7 +349,11 @@ impl StreamingBaseline {
         let had = slot.ewm.initialised;
         slot.ewm.update(learned_seasonal, 1.0 / effective.max(1.0));
         if had {
-            let dt_s = if prev_ts == i64::MIN { 0.0 } else { (ts_ms - prev_ts).max(0) as f64 / 1000.0 };
+            let dt_s = if prev_ts == i64::MIN {
+                0.0
+            } else {
+                (ts_ms - prev_ts).max(0) as f64 / 1000.0
+            };
             let alpha = (1.0 - (-dt_s / cfg.level_tau_s).exp()).clamp(1e-6, 1.0);
             self.level.update(learned_seasonal - seasonal_before, alpha);
         }
@@ -448,6 +469,6 @@ mod tests {
     fn erf_is_accurate() {
         assert!((erf(1.0) - 0.842_700_79).abs() < 1e-6);
         assert!((erf(-0.5) + 0.520_499_88).abs() < 1e-6);
-        assert_eq!(erf(0.0).abs() < 1e-9, true);
+        assert!(erf(0.0).abs() < 1e-9);
     }
 }

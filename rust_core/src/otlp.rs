@@ -54,11 +54,16 @@ pub fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
 }
 
 /// Decodes an `ExportMetricsServiceRequest`.
-pub fn decode_metrics(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequest, IngestError> {
+pub fn decode_metrics(
+    body: &[u8],
+    encoding: Encoding,
+) -> Result<ExportMetricsServiceRequest, IngestError> {
     match encoding {
         Encoding::Protobuf => ExportMetricsServiceRequest::decode(body)
             .map_err(|e| IngestError::BadRequest(format!("protobuf: {e}"))),
-        Encoding::Json => serde_json::from_slice(body).map_err(|e| IngestError::BadRequest(format!("json: {e}"))),
+        Encoding::Json => {
+            serde_json::from_slice(body).map_err(|e| IngestError::BadRequest(format!("json: {e}")))
+        }
     }
 }
 
@@ -71,7 +76,11 @@ pub fn any_value_string(v: &Option<AnyValue>) -> String {
         Some(any_value::Value::BoolValue(b)) => b.to_string(),
         Some(any_value::Value::BytesValue(b)) => b.iter().map(|x| format!("{x:02x}")).collect(),
         Some(any_value::Value::ArrayValue(a)) => {
-            let parts: Vec<String> = a.values.iter().map(|x| any_value_string(&Some(x.clone()))).collect();
+            let parts: Vec<String> = a
+                .values
+                .iter()
+                .map(|x| any_value_string(&Some(x.clone())))
+                .collect();
             format!("[{}]", parts.join(","))
         }
         Some(any_value::Value::KvlistValue(kv)) => {
@@ -89,11 +98,16 @@ pub fn any_value_string(v: &Option<AnyValue>) -> String {
 }
 
 fn attrs_to_strings(kvs: &[KeyValue]) -> Vec<(String, String)> {
-    kvs.iter().map(|kv| (kv.key.clone(), any_value_string(&kv.value))).collect()
+    kvs.iter()
+        .map(|kv| (kv.key.clone(), any_value_string(&kv.value)))
+        .collect()
 }
 
 /// Merges resource and point attributes (the point wins on a clash), sorted by key.
-fn merged<'a>(resource: &'a [(String, String)], point: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
+fn merged<'a>(
+    resource: &'a [(String, String)],
+    point: &'a [(String, String)],
+) -> Vec<(&'a str, &'a str)> {
     let mut out: Vec<(&str, &str)> = Vec::with_capacity(resource.len() + point.len());
     out.extend(point.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     for (k, v) in resource {
@@ -153,12 +167,31 @@ pub fn bucket_quantile(bounds: &[f64], buckets: &[u64], q: f64, min: f64, max: f
     for (i, c) in buckets.iter().enumerate() {
         let c = *c as f64;
         if c > 0.0 && seen + c >= rank {
-            let lower = if i == 0 { min.min(bounds.first().copied().unwrap_or(0.0)) } else { bounds[i - 1] };
-            let upper = if i == bounds.len() { max.max(lower) } else { bounds[i] };
-            let lower = if lower.is_finite() { lower } else { upper.min(0.0) };
+            let lower = if i == 0 {
+                min.min(bounds.first().copied().unwrap_or(0.0))
+            } else {
+                bounds[i - 1]
+            };
+            let upper = if i == bounds.len() {
+                max.max(lower)
+            } else {
+                bounds[i]
+            };
+            let lower = if lower.is_finite() {
+                lower
+            } else {
+                upper.min(0.0)
+            };
             let upper = if upper.is_finite() { upper } else { lower };
             let frac = ((rank - seen) / c).clamp(0.0, 1.0);
-            return Some(lower + (upper - lower) * frac);
+            let estimate = lower + (upper - lower) * frac;
+            // Coarse buckets (the SDK's default bounds are milliseconds-sized even for seconds)
+            // put estimates far from every value: the recorded min/max bound them.
+            return Some(
+                estimate
+                    .min(max.max(estimate.min(lower)))
+                    .max(min.min(estimate)),
+            );
         }
         seen += c;
     }
@@ -167,7 +200,9 @@ pub fn bucket_quantile(bounds: &[f64], buckets: &[u64], q: f64, min: f64, max: f
 
 fn is_error_point(attrs: &[(String, String)]) -> bool {
     attrs.iter().any(|(k, v)| match k.as_str() {
-        "http.response.status_code" | "http.status_code" => v.parse::<u32>().map(|c| c >= 500).unwrap_or(false),
+        "http.response.status_code" | "http.status_code" => {
+            v.parse::<u32>().map(|c| c >= 500).unwrap_or(false)
+        }
         "error.type" => !v.is_empty(),
         _ => false,
     })
@@ -213,9 +248,13 @@ impl Outcome<'_> {
     fn result(&mut self, r: Result<(), Rejection>) {
         match r {
             Ok(()) => self.report.accepted += 1,
-            Err(Rejection::SeriesLimit) => self.reject("series limit reached; points for new series were rejected"),
+            Err(Rejection::SeriesLimit) => {
+                self.reject("series limit reached; points for new series were rejected")
+            }
             Err(Rejection::NotFinite) => self.reject("a data point value was NaN or infinite"),
-            Err(Rejection::OutOfOrder) => self.reject("out-of-order or duplicate points were rejected"),
+            Err(Rejection::OutOfOrder) => {
+                self.reject("out-of-order or duplicate points were rejected")
+            }
         }
     }
 }
@@ -227,7 +266,9 @@ pub fn apply_metrics(
     request: &ExportMetricsServiceRequest,
 ) -> IngestReport {
     let mut report = IngestReport::default();
-    let mut out = Outcome { report: &mut report };
+    let mut out = Outcome {
+        report: &mut report,
+    };
     let mut key = String::new();
     for rm in &request.resource_metrics {
         let resource: Vec<(String, String)> = rm
@@ -235,7 +276,10 @@ pub fn apply_metrics(
             .as_ref()
             .map(|r| attrs_to_strings(&r.attributes))
             .unwrap_or_default();
-        let mut resource_sorted: Vec<(&str, &str)> = resource.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut resource_sorted: Vec<(&str, &str)> = resource
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         resource_sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         resource_sorted.dedup_by(|a, b| a.0 == b.0);
         for sm in &rm.scope_metrics {
@@ -257,11 +301,18 @@ pub fn apply_metrics(
                             };
                             let attrs = attrs_to_strings(&p.attributes);
                             let all = merged(&resource, &attrs);
-                            out.result(store.push(name, "value", &all, (p.time_unix_nano / NS_PER_MS) as i64, v));
+                            out.result(store.push(
+                                name,
+                                "value",
+                                &all,
+                                (p.time_unix_nano / NS_PER_MS) as i64,
+                                v,
+                            ));
                         }
                     }
                     Some(Data::Sum(s)) => {
-                        let is_cumulative = s.aggregation_temporality == AggregationTemporality::Cumulative as i32;
+                        let is_cumulative =
+                            s.aggregation_temporality == AggregationTemporality::Cumulative as i32;
                         for p in &s.data_points {
                             let Some(v) = number_value(&p.value) else {
                                 out.reject("a number data point had no value");
@@ -285,7 +336,10 @@ pub fn apply_metrics(
                                 };
                                 let d = match prev {
                                     // Same stream, value not lower: an ordinary increase.
-                                    Some(prev) if prev.start_ns == p.start_time_unix_nano && v >= prev.value => {
+                                    Some(prev)
+                                        if prev.start_ns == p.start_time_unix_nano
+                                            && v >= prev.value =>
+                                    {
                                         if p.time_unix_nano <= prev.time_ns {
                                             None
                                         } else {
@@ -293,16 +347,22 @@ pub fn apply_metrics(
                                         }
                                     }
                                     // First point, or a reset: the value counts from its start time.
-                                    _ if p.start_time_unix_nano > 0 && p.time_unix_nano > p.start_time_unix_nano => {
+                                    _ if p.start_time_unix_nano > 0
+                                        && p.time_unix_nano > p.start_time_unix_nano =>
+                                    {
                                         Some((v, p.time_unix_nano - p.start_time_unix_nano))
                                     }
                                     _ => None,
                                 };
-                                if cumulative.len() < store.config.max_series || cumulative.contains_key(key.as_str()) {
+                                if cumulative.len() < store.config.max_series
+                                    || cumulative.contains_key(key.as_str())
+                                {
                                     cumulative.insert(key.clone(), next);
                                 }
                                 d
-                            } else if p.time_unix_nano > p.start_time_unix_nano && p.start_time_unix_nano > 0 {
+                            } else if p.time_unix_nano > p.start_time_unix_nano
+                                && p.start_time_unix_nano > 0
+                            {
                                 Some((v, p.time_unix_nano - p.start_time_unix_nano))
                             } else {
                                 Some((v, 0))
@@ -311,7 +371,13 @@ pub fn apply_metrics(
                                 Some((d, dt_ns)) => {
                                     let r = store.push(name, "delta", &all, ts, d);
                                     if dt_ns > 0 && r.is_ok() {
-                                        let _ = store.push(name, "rate", &all, ts, d / (dt_ns as f64 / 1e9));
+                                        let _ = store.push(
+                                            name,
+                                            "rate",
+                                            &all,
+                                            ts,
+                                            d / (dt_ns as f64 / 1e9),
+                                        );
                                     }
                                     out.result(r);
                                 }
@@ -321,13 +387,20 @@ pub fn apply_metrics(
                         }
                     }
                     Some(Data::Histogram(h)) => {
-                        let is_cumulative = h.aggregation_temporality == AggregationTemporality::Cumulative as i32;
+                        let is_cumulative =
+                            h.aggregation_temporality == AggregationTemporality::Cumulative as i32;
                         let mut rollups: Vec<(u64, Rollup)> = Vec::new();
                         for p in &h.data_points {
                             let attrs = attrs_to_strings(&p.attributes);
                             let all = merged(&resource, &attrs);
                             crate::store::write_key(&mut key, name, "", &all);
-                            let delta = histogram_delta(p, is_cumulative, cumulative, &key, store.config.max_series);
+                            let delta = histogram_delta(
+                                p,
+                                is_cumulative,
+                                cumulative,
+                                &key,
+                                store.config.max_series,
+                            );
                             let Some(d) = delta else {
                                 out.report.accepted += 1;
                                 continue;
@@ -336,30 +409,33 @@ pub fn apply_metrics(
                             let r = store.push(name, "count", &all, ts, d.count as f64);
                             if r.is_ok() {
                                 if d.dt_s > 0.0 {
-                                    let _ = store.push(name, "rate", &all, ts, d.count as f64 / d.dt_s);
+                                    let _ =
+                                        store.push(name, "rate", &all, ts, d.count as f64 / d.dt_s);
                                 }
                                 if let (Some(sum), true) = (d.sum, d.count > 0) {
-                                    let _ = store.push(name, "mean", &all, ts, sum / d.count as f64);
+                                    let _ =
+                                        store.push(name, "mean", &all, ts, sum / d.count as f64);
                                 }
                             }
                             out.result(r);
-                            let slot = match rollups.iter().position(|(t, _)| *t == p.time_unix_nano) {
-                                Some(i) => i,
-                                None => {
-                                    rollups.push((
-                                        p.time_unix_nano,
-                                        Rollup {
-                                            bounds: d.bounds.clone(),
-                                            buckets: vec![0; d.buckets.len()],
-                                            bounds_consistent: true,
-                                            min: f64::INFINITY,
-                                            max: f64::NEG_INFINITY,
-                                            ..Default::default()
-                                        },
-                                    ));
-                                    rollups.len() - 1
-                                }
-                            };
+                            let slot =
+                                match rollups.iter().position(|(t, _)| *t == p.time_unix_nano) {
+                                    Some(i) => i,
+                                    None => {
+                                        rollups.push((
+                                            p.time_unix_nano,
+                                            Rollup {
+                                                bounds: d.bounds.clone(),
+                                                buckets: vec![0; d.buckets.len()],
+                                                bounds_consistent: true,
+                                                min: f64::INFINITY,
+                                                max: f64::NEG_INFINITY,
+                                                ..Default::default()
+                                            },
+                                        ));
+                                        rollups.len() - 1
+                                    }
+                                };
                             let ru = &mut rollups[slot].1;
                             ru.dt_s = ru.dt_s.max(d.dt_s);
                             ru.count += d.count;
@@ -486,9 +562,10 @@ fn histogram_delta(
                     .zip(&prev.buckets)
                     .map(|(a, b)| a.saturating_sub(*b))
                     .collect(),
-                // min/max of a cumulative point cover the whole stream, not the interval.
-                min: None,
-                max: None,
+                // min/max of a cumulative point cover the whole stream: still valid outer
+                // bounds for the interval's quantiles.
+                min: p.min,
+                max: p.max,
             })
         }
         _ => since_start().map(|dt_s| HistogramDelta {
@@ -507,7 +584,13 @@ fn histogram_delta(
     delta
 }
 
-fn push_rollup(store: &mut SeriesStore, name: &str, resource: &[(&str, &str)], ts: i64, ru: &Rollup) {
+fn push_rollup(
+    store: &mut SeriesStore,
+    name: &str,
+    resource: &[(&str, &str)],
+    ts: i64,
+    ru: &Rollup,
+) {
     // Roll-up series are derived: their rejections are reflected in the store's counters,
     // not in the request's point counts.
     let _ = store.push(name, "count", resource, ts, ru.count as f64);
@@ -517,7 +600,13 @@ fn push_rollup(store: &mut SeriesStore, name: &str, resource: &[(&str, &str)], t
     if ru.count == 0 {
         return;
     }
-    let _ = store.push(name, "error_ratio", resource, ts, ru.errors as f64 / ru.count as f64);
+    let _ = store.push(
+        name,
+        "error_ratio",
+        resource,
+        ts,
+        ru.errors as f64 / ru.count as f64,
+    );
     if ru.has_sum {
         let _ = store.push(name, "mean", resource, ts, ru.sum / ru.count as f64);
     }
@@ -608,9 +697,19 @@ mod tests {
         let mut store = SeriesStore::new(StoreConfig::default());
         let mut cum = HashMap::new();
         let body = request(vec![gauge("cpu", 1000, 0.5)]).encode_to_vec();
-        let r = ingest_metrics(&mut store, &mut cum, &body, Encoding::Protobuf, false, 1 << 20).unwrap();
+        let r = ingest_metrics(
+            &mut store,
+            &mut cum,
+            &body,
+            Encoding::Protobuf,
+            false,
+            1 << 20,
+        )
+        .unwrap();
         assert_eq!(r.accepted, 1);
-        let s = store.get("cpu", "value", &[("host", "a"), ("service.name", "web")]).unwrap();
+        let s = store
+            .get("cpu", "value", &[("host", "a"), ("service.name", "web")])
+            .unwrap();
         assert_eq!(s.ring.back().unwrap().value, 0.5);
     }
 
@@ -622,7 +721,10 @@ mod tests {
             name: "http.server.request.duration".into(),
             data: Some(Data::Histogram(Histogram {
                 aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                data_points: vec![hist_point(61_001, 200, vec![10, 0, 0, 0], 0.5), hist_point(61_001, 500, vec![0, 0, 0, 0], 0.0)],
+                data_points: vec![
+                    hist_point(61_001, 200, vec![10, 0, 0, 0], 0.5),
+                    hist_point(61_001, 500, vec![0, 0, 0, 0], 0.0),
+                ],
             })),
             ..Default::default()
         }]);
@@ -631,7 +733,10 @@ mod tests {
             name: "http.server.request.duration".into(),
             data: Some(Data::Histogram(Histogram {
                 aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                data_points: vec![hist_point(121_001, 200, vec![20, 10, 0, 0], 4.0), hist_point(121_001, 500, vec![0, 0, 5, 5], 8.0)],
+                data_points: vec![
+                    hist_point(121_001, 200, vec![20, 10, 0, 0], 4.0),
+                    hist_point(121_001, 500, vec![0, 0, 5, 5], 8.0),
+                ],
             })),
             ..Default::default()
         }]);
@@ -639,7 +744,11 @@ mod tests {
         assert_eq!(report.accepted, 2);
         let roll = |stat: &str| {
             store
-                .get("http.server.request.duration", stat, &[("service.name", "web")])
+                .get(
+                    "http.server.request.duration",
+                    stat,
+                    &[("service.name", "web")],
+                )
                 .unwrap()
                 .ring
                 .back()
@@ -682,7 +791,9 @@ mod tests {
         apply_metrics(&mut store, &mut cum, &sum(20_000, 0, 150));
         // Restart: new start time, lower value.
         apply_metrics(&mut store, &mut cum, &sum(30_000, 25_000, 20));
-        let s = store.get("requests", "rate", &[("service.name", "web")]).unwrap();
+        let s = store
+            .get("requests", "rate", &[("service.name", "web")])
+            .unwrap();
         let rates: Vec<f64> = s.ring.iter().map(|x| x.value).collect();
         assert_eq!(rates, vec![5.0, 4.0]);
     }
@@ -695,7 +806,10 @@ mod tests {
         enc.write_all(&vec![0u8; 8 << 20]).unwrap();
         let bomb = enc.finish().unwrap();
         assert!(bomb.len() < 64 << 10);
-        assert_eq!(inflate(&bomb, 1 << 20).unwrap_err(), IngestError::TooLarge { limit: 1 << 20 });
+        assert_eq!(
+            inflate(&bomb, 1 << 20).unwrap_err(),
+            IngestError::TooLarge { limit: 1 << 20 }
+        );
     }
 
     #[test]
@@ -709,7 +823,10 @@ mod tests {
             body.extend(enc.finish().unwrap());
         }
         assert_eq!(inflate(&body, 100).unwrap(), b"hello world");
-        assert!(matches!(inflate(&body, 5), Err(IngestError::TooLarge { .. })));
+        assert!(matches!(
+            inflate(&body, 5),
+            Err(IngestError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -721,7 +838,9 @@ mod tests {
         let mut cum = HashMap::new();
         let r = ingest_metrics(&mut store, &mut cum, body, Encoding::Json, false, 1 << 20).unwrap();
         assert_eq!(r.accepted, 1);
-        let s = store.get("queue", "value", &[("service.name", "api")]).unwrap();
+        let s = store
+            .get("queue", "value", &[("service.name", "api")])
+            .unwrap();
         assert_eq!(s.ring[0].value, 42.0);
         assert_eq!(s.ring[0].ts_ms, 1_700_000_000_000);
     }
@@ -730,7 +849,14 @@ mod tests {
     fn garbage_is_a_bad_request() {
         let mut store = SeriesStore::new(StoreConfig::default());
         let mut cum = HashMap::new();
-        let r = ingest_metrics(&mut store, &mut cum, b"\xff\xff\xff", Encoding::Protobuf, false, 1 << 20);
+        let r = ingest_metrics(
+            &mut store,
+            &mut cum,
+            b"\xff\xff\xff",
+            Encoding::Protobuf,
+            false,
+            1 << 20,
+        );
         assert!(matches!(r, Err(IngestError::BadRequest(_))));
         let r = ingest_metrics(&mut store, &mut cum, b"{", Encoding::Json, false, 1 << 20);
         assert!(matches!(r, Err(IngestError::BadRequest(_))));
@@ -738,7 +864,14 @@ mod tests {
 
     #[test]
     fn quantiles_interpolate_within_buckets() {
-        let q = bucket_quantile(&[1.0, 2.0], &[0, 10, 0], 0.5, f64::INFINITY, f64::NEG_INFINITY).unwrap();
+        let q = bucket_quantile(
+            &[1.0, 2.0],
+            &[0, 10, 0],
+            0.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        )
+        .unwrap();
         assert!((q - 1.5).abs() < 1e-9);
     }
 }

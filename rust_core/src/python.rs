@@ -15,9 +15,24 @@ use crate::otlp::{self, CumulativeState, Encoding};
 use crate::rules::{RuleSet, RuleSpec};
 use crate::store::{SeriesStore, StoreConfig};
 
-create_exception!(_core, DecodeError, PyValueError, "An OTLP body that cannot be decoded (HTTP 400).");
-create_exception!(_core, BodyTooLargeError, PyValueError, "An OTLP body over the size limit after decompression (HTTP 413).");
-create_exception!(_core, RuleCompileError, PyValueError, "Rule conditions that failed to compile; `.errors` lists them.");
+create_exception!(
+    _core,
+    DecodeError,
+    PyValueError,
+    "An OTLP body that cannot be decoded (HTTP 400)."
+);
+create_exception!(
+    _core,
+    BodyTooLargeError,
+    PyValueError,
+    "An OTLP body over the size limit after decompression (HTTP 413)."
+);
+create_exception!(
+    _core,
+    RuleCompileError,
+    PyValueError,
+    "Rule conditions that failed to compile; `.errors` lists them."
+);
 
 fn ingest_err(e: IngestError) -> PyErr {
     match e {
@@ -29,6 +44,9 @@ fn ingest_err(e: IngestError) -> PyErr {
 fn poisoned<T>(_: T) -> PyErr {
     PyRuntimeError::new_err("internal state lock poisoned")
 }
+
+/// (ts_ms, value, expected, lower, upper, score)
+type SampleRow = (i64, f64, f64, f64, f64, f64);
 
 struct State {
     store: SeriesStore,
@@ -45,9 +63,17 @@ struct PySeriesStore {
 impl PySeriesStore {
     #[new]
     #[pyo3(signature = (max_series = 100_000, ring_capacity = 512, min_samples = 30, season_min_days = 3, band_k = 3.0))]
-    fn new(max_series: usize, ring_capacity: usize, min_samples: u64, season_min_days: u32, band_k: f64) -> PyResult<Self> {
+    fn new(
+        max_series: usize,
+        ring_capacity: usize,
+        min_samples: u64,
+        season_min_days: u32,
+        band_k: f64,
+    ) -> PyResult<Self> {
         if ring_capacity == 0 || max_series == 0 {
-            return Err(PyValueError::new_err("max_series and ring_capacity must be positive"));
+            return Err(PyValueError::new_err(
+                "max_series and ring_capacity must be positive",
+            ));
         }
         let config = StoreConfig {
             max_series,
@@ -69,7 +95,7 @@ impl PySeriesStore {
 
     /// Decodes an OTLP metrics export request and updates the store.
     /// Returns (accepted points, rejected points, message).
-    #[pyo3(signature = (body, *, json = false, gzip = false, max_body_bytes = 64 << 20))]
+    #[pyo3(signature = (body, *, json = false, gzip = false, max_body_bytes = 67_108_864))]
     fn ingest_otlp_metrics(
         &self,
         py: Python<'_>,
@@ -78,12 +104,23 @@ impl PySeriesStore {
         gzip: bool,
         max_body_bytes: usize,
     ) -> PyResult<(u64, u64, String)> {
-        let encoding = if json { Encoding::Json } else { Encoding::Protobuf };
+        let encoding = if json {
+            Encoding::Json
+        } else {
+            Encoding::Protobuf
+        };
         let report = py.detach(|| {
             let mut guard = self.state.lock().map_err(poisoned)?;
             let state = &mut *guard;
-            otlp::ingest_metrics(&mut state.store, &mut state.cumulative, body, encoding, gzip, max_body_bytes)
-                .map_err(ingest_err)
+            otlp::ingest_metrics(
+                &mut state.store,
+                &mut state.cumulative,
+                body,
+                encoding,
+                gzip,
+                max_body_bytes,
+            )
+            .map_err(ingest_err)
         })?;
         Ok((report.accepted, report.rejected, report.message))
     }
@@ -99,13 +136,18 @@ impl PySeriesStore {
         values: Vec<f64>,
     ) -> PyResult<u64> {
         if timestamps_ms.len() != values.len() {
-            return Err(PyValueError::new_err("timestamps_ms and values differ in length"));
+            return Err(PyValueError::new_err(
+                "timestamps_ms and values differ in length",
+            ));
         }
         let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
         attrs.sort();
         py.detach(|| {
             let mut guard = self.state.lock().map_err(poisoned)?;
-            let refs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let refs: Vec<(&str, &str)> = attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             let mut n = 0;
             for (t, v) in timestamps_ms.iter().zip(&values) {
                 if guard.store.push(metric, statistic, &refs, *t, *v).is_ok() {
@@ -148,11 +190,19 @@ impl PySeriesStore {
     }
 
     /// The recent samples of one series: `[(ts_ms, value, expected, lower, upper, score)]`.
-    fn samples(&self, metric: &str, statistic: &str, attributes: HashMap<String, String>) -> PyResult<Vec<(i64, f64, f64, f64, f64, f64)>> {
+    fn samples(
+        &self,
+        metric: &str,
+        statistic: &str,
+        attributes: HashMap<String, String>,
+    ) -> PyResult<Vec<SampleRow>> {
         let guard = self.state.lock().map_err(poisoned)?;
         let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
         attrs.sort();
-        let refs: Vec<(&str, &str)> = attrs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let refs: Vec<(&str, &str)> = attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let k = guard.store.config.baseline.band_k;
         Ok(guard
             .store
@@ -160,7 +210,16 @@ impl PySeriesStore {
             .map(|s| {
                 s.ring
                     .iter()
-                    .map(|x| (x.ts_ms, x.value, x.expected, x.expected - k * x.sigma, x.expected + k * x.sigma, x.score))
+                    .map(|x| {
+                        (
+                            x.ts_ms,
+                            x.value,
+                            x.expected,
+                            x.expected - k * x.sigma,
+                            x.expected + k * x.sigma,
+                            x.score,
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default())
@@ -199,12 +258,16 @@ impl PyRuleSet {
     #[new]
     #[pyo3(signature = (rules_json, source = ""))]
     fn new(py: Python<'_>, rules_json: &str, source: &str) -> PyResult<Self> {
-        let specs: Vec<RuleSpec> =
-            serde_json::from_str(rules_json).map_err(|e| PyValueError::new_err(format!("rules: {e}")))?;
+        let specs: Vec<RuleSpec> = serde_json::from_str(rules_json)
+            .map_err(|e| PyValueError::new_err(format!("rules: {e}")))?;
         match py.detach(|| RuleSet::compile(specs, source)) {
             Ok(rules) => Ok(PyRuleSet { rules }),
             Err(errors) => {
-                let text = errors.iter().map(RuleError::to_string).collect::<Vec<_>>().join("\n");
+                let text = errors
+                    .iter()
+                    .map(RuleError::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 let exc = RuleCompileError::new_err(text);
                 let list: Vec<(String, String, usize, usize, String)> = errors
                     .into_iter()
@@ -227,9 +290,15 @@ impl PyRuleSet {
 
     /// Evaluates every rule against a suggestion (JSON) with the data up to `at_ms`;
     /// returns the outcomes as JSON.
-    fn evaluate(&self, py: Python<'_>, store: &PySeriesStore, suggestion_json: &str, at_ms: i64) -> PyResult<String> {
-        let suggestion: serde_json::Value =
-            serde_json::from_str(suggestion_json).map_err(|e| PyValueError::new_err(format!("suggestion: {e}")))?;
+    fn evaluate(
+        &self,
+        py: Python<'_>,
+        store: &PySeriesStore,
+        suggestion_json: &str,
+        at_ms: i64,
+    ) -> PyResult<String> {
+        let suggestion: serde_json::Value = serde_json::from_str(suggestion_json)
+            .map_err(|e| PyValueError::new_err(format!("suggestion: {e}")))?;
         py.detach(|| {
             let guard = store.state.lock().map_err(poisoned)?;
             let outcomes = self.rules.evaluate(&guard.store, &suggestion, at_ms);

@@ -27,7 +27,17 @@ pub const MAX_COMPREHENSION_DEPTH: usize = 2;
 
 /// Fields rules may read; anything else is a load error.
 const SIGNAL_FIELDS: &[&str] = &[
-    "metric", "statistic", "series", "window_s", "samples", "observed", "mean", "max", "min", "last", "start_ms",
+    "metric",
+    "statistic",
+    "series",
+    "window_s",
+    "samples",
+    "observed",
+    "mean",
+    "max",
+    "min",
+    "last",
+    "start_ms",
     "end_ms",
 ];
 const BASELINE_FIELDS: &[&str] = &[
@@ -56,7 +66,15 @@ const SUGGESTION_FIELDS: &[&str] = &[
     "evidence",
     "links",
 ];
-const CLAIM_FIELDS: &[&str] = &["kind", "signal", "statistic", "direction", "observed", "unit", "window"];
+const CLAIM_FIELDS: &[&str] = &[
+    "kind",
+    "signal",
+    "statistic",
+    "direction",
+    "observed",
+    "unit",
+    "window",
+];
 
 /// A rule as handed over by the Python loader (lists and macros already expanded).
 #[derive(Debug, Clone, Deserialize)]
@@ -98,7 +116,13 @@ pub struct RuleSet {
     pub revision: String,
 }
 
-fn err(rule: &str, field: &str, line: usize, column: usize, message: impl Into<String>) -> RuleError {
+fn err(
+    rule: &str,
+    field: &str,
+    line: usize,
+    column: usize,
+    message: impl Into<String>,
+) -> RuleError {
     RuleError {
         rule: rule.to_string(),
         field: field.to_string(),
@@ -112,7 +136,12 @@ fn err(rule: &str, field: &str, line: usize, column: usize, message: impl Into<S
 fn position(src: &str, offset: usize) -> (usize, usize) {
     let before = &src[..offset.min(src.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -140,7 +169,10 @@ impl Checker<'_> {
 
     fn walk(&mut self, e: &IdedExpr, depth: usize, comprehensions: usize, bound: &[String]) {
         if depth > MAX_DEPTH {
-            self.fail(e, format!("expression nests deeper than {MAX_DEPTH} levels"));
+            self.fail(
+                e,
+                format!("expression nests deeper than {MAX_DEPTH} levels"),
+            );
             return;
         }
         match &e.expr {
@@ -148,7 +180,10 @@ impl Checker<'_> {
                 if !bound.iter().any(|b| b == name) && !self.allowed.contains(&name.as_str()) {
                     self.fail(
                         e,
-                        format!("unknown variable `{name}` (available here: {})", self.allowed.join(", ")),
+                        format!(
+                            "unknown variable `{name}` (available here: {})",
+                            self.allowed.join(", ")
+                        ),
                     );
                 }
             }
@@ -161,10 +196,15 @@ impl Checker<'_> {
                         _ => None,
                     };
                     if let Some(known) = known {
-                        if !bound.iter().any(|b| b == root) && !known.contains(&sel.field.as_str()) {
+                        if !bound.iter().any(|b| b == root) && !known.contains(&sel.field.as_str())
+                        {
                             self.fail(
                                 e,
-                                format!("`{root}` has no field `{}` (fields: {})", sel.field, known.join(", ")),
+                                format!(
+                                    "`{root}` has no field `{}` (fields: {})",
+                                    sel.field,
+                                    known.join(", ")
+                                ),
                             );
                         }
                     }
@@ -252,7 +292,10 @@ pub fn compile_condition(
             field,
             1,
             1,
-            format!("expression is {} bytes, more than the limit of {MAX_EXPRESSION_LEN}", src.len()),
+            format!(
+                "expression is {} bytes, more than the limit of {MAX_EXPRESSION_LEN}",
+                src.len()
+            ),
         )]);
     }
     if src.trim().is_empty() {
@@ -339,7 +382,12 @@ impl RuleSet {
     }
 
     /// Evaluates every rule against `suggestion` with the data up to `at_ms`.
-    pub fn evaluate(&self, store: &SeriesStore, suggestion: &serde_json::Value, at_ms: i64) -> Vec<RuleOutcome> {
+    pub fn evaluate(
+        &self,
+        store: &SeriesStore,
+        suggestion: &serde_json::Value,
+        at_ms: i64,
+    ) -> Vec<RuleOutcome> {
         let subject: Vec<(String, String)> = suggestion
             .get("subject")
             .and_then(|s| s.as_object())
@@ -369,7 +417,10 @@ impl RuleSet {
             let matched = match rule.match_prog.execute(&ctx) {
                 Ok(Value::Bool(b)) => b,
                 Ok(other) => {
-                    out.push(outcome(&rule.id, false).with_error(format!("`match` gave {other:?}, not a bool")));
+                    out.push(
+                        outcome(&rule.id, false)
+                            .with_error(format!("`match` gave {other:?}, not a bool")),
+                    );
                     continue;
                 }
                 Err(e) => {
@@ -469,7 +520,12 @@ mod tests {
     fn unknown_variables_and_fields_are_load_errors() {
         let errs = RuleSet::compile(
             vec![
-                spec("a", "suggestion.claim.kind == 'latency_high'", Some("baseline.scor > 0.5"), true),
+                spec(
+                    "a",
+                    "suggestion.claim.kind == 'latency_high'",
+                    Some("baseline.scor > 0.5"),
+                    true,
+                ),
                 spec("b", "sugestion.claim.kind == 'x'", None, false),
                 spec("c", "suggestion.claim.knd == 'x'", None, false),
                 spec("d", "true", Some("signal.observed > 1.0"), false),
@@ -480,7 +536,10 @@ mod tests {
         .unwrap();
         let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         assert_eq!(errs.len(), 4, "{text:?}");
-        assert!(text[0].contains("`baseline` has no field `scor`"), "{text:?}");
+        assert!(
+            text[0].contains("`baseline` has no field `scor`"),
+            "{text:?}"
+        );
         assert_eq!((errs[0].line, errs[0].column), (1, 9));
         assert!(text[1].contains("unknown variable `sugestion`"));
         assert!(text[2].contains("`suggestion.claim` has no field `knd`"));
@@ -489,7 +548,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_have_positions() {
-        let errs = RuleSet::compile(vec![spec("a", "suggestion.id ==", None, false)], "").err().unwrap();
+        let errs = RuleSet::compile(vec![spec("a", "suggestion.id ==", None, false)], "")
+            .err()
+            .unwrap();
         assert_eq!(errs[0].field, "match");
         assert!(errs[0].column > 1);
     }
@@ -497,20 +558,35 @@ mod tests {
     #[test]
     fn runaway_comprehensions_are_refused() {
         let src = "[1,2].all(x, [1,2].all(y, [1,2].all(z, x + y + z > 0)))";
-        let errs = RuleSet::compile(vec![spec("a", src, None, false)], "").err().unwrap();
+        let errs = RuleSet::compile(vec![spec("a", src, None, false)], "")
+            .err()
+            .unwrap();
         assert!(errs[0].message.contains("comprehensions nest deeper"));
         // Two levels are fine, and the bound variables are known.
-        assert!(RuleSet::compile(vec![spec("a", "[1,2].all(x, [1].exists(y, x >= y))", None, false)], "").is_ok());
+        assert!(RuleSet::compile(
+            vec![spec(
+                "a",
+                "[1,2].all(x, [1].exists(y, x >= y))",
+                None,
+                false
+            )],
+            ""
+        )
+        .is_ok());
     }
 
     #[test]
     fn evaluates_against_evidence() {
         let mut store = SeriesStore::new(StoreConfig::default());
         for i in 0..60 {
-            store.push("lat", "p99", &[("service.name", "web")], i * 60_000, 0.2).unwrap();
+            store
+                .push("lat", "p99", &[("service.name", "web")], i * 60_000, 0.2)
+                .unwrap();
         }
         for i in 60..65 {
-            store.push("lat", "p99", &[("service.name", "web")], i * 60_000, 1.0).unwrap();
+            store
+                .push("lat", "p99", &[("service.name", "web")], i * 60_000, 1.0)
+                .unwrap();
         }
         let rules = RuleSet::compile(
             vec![
@@ -520,7 +596,12 @@ mod tests {
                     Some("baseline.score > 0.99 && signal.observed > baseline.upper"),
                     true,
                 ),
-                spec("other", "suggestion.claim.kind == 'traffic_drop'", None, false),
+                spec(
+                    "other",
+                    "suggestion.claim.kind == 'traffic_drop'",
+                    None,
+                    false,
+                ),
             ],
             "rev",
         )
@@ -533,7 +614,10 @@ mod tests {
         // Another service: no series, so the rule reports missing evidence.
         let s = json!({"id": "2", "subject": {"service.name": "db"}, "claim": {"kind": "latency_high"}});
         let out = rules.evaluate(&store, &s, 64 * 60_000);
-        assert_eq!(out[0].missing.as_deref(), Some("no series matches the signal and subject"));
+        assert_eq!(
+            out[0].missing.as_deref(),
+            Some("no series matches the signal and subject")
+        );
     }
 
     #[test]

@@ -111,7 +111,12 @@ pub fn read(
     window(series, spec, at_ms, store.config.baseline.band_k)
 }
 
-fn window(series: &Series, spec: &SignalSpec, at_ms: i64, band_k: f64) -> Result<(SignalView, BaselineView), Missing> {
+fn window(
+    series: &Series,
+    spec: &SignalSpec,
+    at_ms: i64,
+    band_k: f64,
+) -> Result<(SignalView, BaselineView), Missing> {
     let start = at_ms - (spec.window_s * 1000.0) as i64;
     let points: Vec<_> = series
         .ring
@@ -123,7 +128,10 @@ fn window(series: &Series, spec: &SignalSpec, at_ms: i64, band_k: f64) -> Result
     }
     let n = points.len() as f64;
     let mean = points.iter().map(|s| s.value).sum::<f64>() / n;
-    let max = points.iter().map(|s| s.value).fold(f64::NEG_INFINITY, f64::max);
+    let max = points
+        .iter()
+        .map(|s| s.value)
+        .fold(f64::NEG_INFINITY, f64::max);
     let min = points.iter().map(|s| s.value).fold(f64::INFINITY, f64::min);
     let last = points.last().map(|s| s.value).unwrap_or(f64::NAN);
     let observed = match spec.agg {
@@ -165,7 +173,11 @@ fn window(series: &Series, spec: &SignalSpec, at_ms: i64, band_k: f64) -> Result
     let expected = judged.iter().map(|s| s.expected).sum::<f64>() / m;
     let sigma = judged.iter().map(|s| s.sigma).sum::<f64>() / m;
     let z = (observed - expected) / sigma;
-    let model = judged.last().and_then(|s| s.model).map(|m| m.name()).unwrap_or("none");
+    let model = judged
+        .last()
+        .and_then(|s| s.model)
+        .map(|m| m.name())
+        .unwrap_or("none");
     let baseline = BaselineView {
         model: model.to_string(),
         freshness_s: ((at_ms - signal.end_ms).max(0) as f64) / 1000.0,
@@ -178,7 +190,11 @@ fn window(series: &Series, spec: &SignalSpec, at_ms: i64, band_k: f64) -> Result
         z,
         score: erf(z.abs() / std::f64::consts::SQRT_2),
         max_point_score: judged.iter().map(|s| s.score).fold(0.0, f64::max),
-        ratio: if expected != 0.0 { observed / expected } else { 0.0 },
+        ratio: if expected != 0.0 {
+            observed / expected
+        } else {
+            0.0
+        },
     };
     Ok((signal, baseline))
 }
@@ -202,10 +218,20 @@ mod tests {
     fn window_compares_observed_with_what_was_expected() {
         let mut store = SeriesStore::new(StoreConfig::default());
         for i in 0..100 {
-            store.push("m", "value", &[("service.name", "a")], i * 60_000, 10.0 + (i % 2) as f64).unwrap();
+            store
+                .push(
+                    "m",
+                    "value",
+                    &[("service.name", "a")],
+                    i * 60_000,
+                    10.0 + (i % 2) as f64,
+                )
+                .unwrap();
         }
         for i in 100..105 {
-            store.push("m", "value", &[("service.name", "a")], i * 60_000, 40.0).unwrap();
+            store
+                .push("m", "value", &[("service.name", "a")], i * 60_000, 40.0)
+                .unwrap();
         }
         let subject = vec![("service.name".to_string(), "a".to_string())];
         let (sig, base) = read(&store, &spec(300.0), &subject, 104 * 60_000).unwrap();
@@ -220,9 +246,14 @@ mod tests {
     fn missing_evidence_is_reported() {
         let mut store = SeriesStore::new(StoreConfig::default());
         let subject = vec![("service.name".to_string(), "a".to_string())];
-        assert_eq!(read(&store, &spec(60.0), &subject, 0).unwrap_err(), Missing::NoSeries);
+        assert_eq!(
+            read(&store, &spec(60.0), &subject, 0).unwrap_err(),
+            Missing::NoSeries
+        );
         for i in 0..5 {
-            store.push("m", "value", &[("service.name", "a")], i * 60_000, 1.0).unwrap();
+            store
+                .push("m", "value", &[("service.name", "a")], i * 60_000, 1.0)
+                .unwrap();
         }
         assert!(matches!(
             read(&store, &spec(120.0), &subject, 4 * 60_000),

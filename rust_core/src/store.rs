@@ -154,7 +154,10 @@ impl SeriesStore {
                 self.series.push(Series {
                     metric: metric.to_owned(),
                     statistic: statistic.to_owned(),
-                    attributes: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                    attributes: attrs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
                     ring: VecDeque::with_capacity(self.config.ring_capacity.min(64)),
                     baseline: StreamingBaseline::new(&self.config.baseline),
                     out_of_order: 0,
@@ -212,7 +215,12 @@ impl SeriesStore {
 
     /// Series of `metric`/`statistic` whose attributes include every `subject` pair, fewest
     /// attributes first (the service-level roll-up before per-route series), then by key.
-    pub fn find(&self, metric: &str, statistic: &str, subject: &[(String, String)]) -> Vec<&Series> {
+    pub fn find(
+        &self,
+        metric: &str,
+        statistic: &str,
+        subject: &[(String, String)],
+    ) -> Vec<&Series> {
         let mut found: Vec<&Series> = self
             .series
             .iter()
@@ -252,7 +260,10 @@ mod tests {
         });
         assert!(store.push("m", "value", &[("a", "1")], 1, 1.0).is_ok());
         assert!(store.push("m", "value", &[("a", "2")], 1, 1.0).is_ok());
-        assert_eq!(store.push("m", "value", &[("a", "3")], 1, 1.0), Err(Rejection::SeriesLimit));
+        assert_eq!(
+            store.push("m", "value", &[("a", "3")], 1, 1.0),
+            Err(Rejection::SeriesLimit)
+        );
         // An existing series still takes points at the cap.
         assert!(store.push("m", "value", &[("a", "1")], 2, 1.0).is_ok());
         assert_eq!(store.stats.series_rejected, 1);
@@ -275,10 +286,20 @@ mod tests {
     fn find_prefers_the_rollup() {
         let mut store = SeriesStore::new(StoreConfig::default());
         store
-            .push("m", "p99", &[("http.route", "/a"), ("service.name", "web")], 1, 1.0)
+            .push(
+                "m",
+                "p99",
+                &[("http.route", "/a"), ("service.name", "web")],
+                1,
+                1.0,
+            )
             .unwrap();
-        store.push("m", "p99", &[("service.name", "web")], 1, 1.0).unwrap();
-        store.push("m", "p99", &[("service.name", "db")], 1, 1.0).unwrap();
+        store
+            .push("m", "p99", &[("service.name", "web")], 1, 1.0)
+            .unwrap();
+        store
+            .push("m", "p99", &[("service.name", "db")], 1, 1.0)
+            .unwrap();
         let subject = vec![("service.name".to_string(), "web".to_string())];
         let found = store.find("m", "p99", &subject);
         assert_eq!(found.len(), 2);

@@ -141,6 +141,8 @@ class Decider:
                 effects.append((rule, trace, effect))
 
         mode = "enforce"
+        reason: str | None
+        chosen: list[tuple[Rule, RuleTrace, Effect]]
         deciding = [e for e in effects if e[0].mode == "enforce"]
         if not deciding and effects:
             deciding, mode = effects, "shadow"

@@ -71,7 +71,7 @@ def parse_duration(text: str) -> float:
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader that refuses aliases, duplicate keys and over-deep nesting."""
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise yaml.MarkedYAMLError(
@@ -84,7 +84,7 @@ class _StrictLoader(yaml.SafeLoader):
             )
         self._depth = depth + 1
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth = depth
 
@@ -148,7 +148,9 @@ class _PackReader:
         if node is None:
             self.errors.append(f"{self.path}:1:1: {message}")
         else:
-            self.errors.append(f"{self.path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: {message}")
+            self.errors.append(
+                f"{self.path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}: {message}"
+            )
 
     def mapping(self, node: Node, what: str, allowed: set[str]) -> dict[str, tuple[ScalarNode, Node]]:
         if not isinstance(node, MappingNode):
@@ -163,7 +165,9 @@ class _PackReader:
                 self.error(key, f"duplicate key `{key.value}` in {what}")
                 continue
             if key.value not in allowed:
-                self.error(key, f"unknown field `{key.value}` in {what} (allowed: {', '.join(sorted(allowed))})")
+                self.error(
+                    key, f"unknown field `{key.value}` in {what} (allowed: {', '.join(sorted(allowed))})"
+                )
                 continue
             out[key.value] = (key, value)
         return out
@@ -384,8 +388,10 @@ def load_rules(paths: Iterable[Path], min_history: int = 30) -> LoadedRules:
     seen: dict[str, Rule] = {}
     for r in rules:
         if r.id in seen:
-            errors.append(f"{r.source}:{r.positions.get('match', (1, 1, False))[0]}:1: duplicate rule id "
-                          f"`{r.id}` (first defined in {seen[r.id].source})")
+            errors.append(
+                f"{r.source}:{r.positions.get('match', (1, 1, False))[0]}:1: duplicate rule id "
+                f"`{r.id}` (first defined in {seen[r.id].source})"
+            )
         else:
             seen[r.id] = r
     if errors:
@@ -394,7 +400,10 @@ def load_rules(paths: Iterable[Path], min_history: int = 30) -> LoadedRules:
     for r in rules:
         spec: dict[str, Any] = {"id": r.id, "match": r.match, "when": r.when}
         if r.signal is not None:
-            spec["signal"] = {"min_history": min_history, **{k: v for k, v in r.signal.items() if k != "window"}}
+            spec["signal"] = {
+                "min_history": min_history,
+                **{k: v for k, v in r.signal.items() if k != "window"},
+            }
         specs.append(spec)
     try:
         compiled = _core.RuleSet(json.dumps(specs), digest.hexdigest())
@@ -402,7 +411,7 @@ def load_rules(paths: Iterable[Path], min_history: int = 30) -> LoadedRules:
         by_id = {r.id: r for r in rules}
         lines = [
             f"{_place(by_id[rid], fld, line, col)}: rule `{rid}` {fld}: {msg}"
-            for rid, fld, line, col, msg in e.errors  # type: ignore[attr-defined]
+            for rid, fld, line, col, msg in e.errors
         ]
         raise RulePackError(lines) from None
     return LoadedRules(rules=rules, compiled=compiled, files=files)

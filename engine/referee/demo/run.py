@@ -52,7 +52,9 @@ class BackgroundServer:
     """uvicorn in a thread, for the demo and the tests."""
 
     def __init__(self, runtime: Runtime, port: int) -> None:
-        config = uvicorn.Config(build_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            build_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="referee-http", daemon=True)
         self.url = f"http://127.0.0.1:{port}"
@@ -76,17 +78,38 @@ def scenario(now_s: int) -> tuple[list[ServiceProfile], list[dict[str, Any]]]:
     peak = now_s % 86400  # web-app-21's users are in their evening now
     incident = Incident(start_s=now_s - 14 * 60, end_s=now_s + 3600)
     services = [
-        ServiceProfile("web-app-21", rps=40, median_latency_s=0.08, traffic_amp=1.5, latency_amp=1.6,
-                       peak_s_of_day=peak),
-        ServiceProfile("checkout", rps=15, median_latency_s=0.06, traffic_amp=0.5, latency_amp=0.2,
-                       peak_s_of_day=peak,
-                       incidents=[Incident(incident.start_s, incident.end_s, latency_factor=4.0)]),
-        ServiceProfile("search", rps=30, median_latency_s=0.04, traffic_amp=0.8, latency_amp=0.1,
-                       peak_s_of_day=peak, error_ratio=0.003,
-                       incidents=[Incident(incident.start_s, incident.end_s, error_ratio=0.09)]),
-        ServiceProfile("payments-api", rps=10, median_latency_s=0.12, traffic_amp=0.3, latency_amp=0.1,
-                       peak_s_of_day=peak, error_ratio=0.004,
-                       incidents=[Incident(incident.start_s, incident.end_s, error_ratio=0.14)]),
+        ServiceProfile(
+            "web-app-21", rps=40, median_latency_s=0.08, traffic_amp=1.5, latency_amp=1.6, peak_s_of_day=peak
+        ),
+        ServiceProfile(
+            "checkout",
+            rps=15,
+            median_latency_s=0.06,
+            traffic_amp=0.5,
+            latency_amp=0.2,
+            peak_s_of_day=peak,
+            incidents=[Incident(incident.start_s, incident.end_s, latency_factor=4.0)],
+        ),
+        ServiceProfile(
+            "search",
+            rps=30,
+            median_latency_s=0.04,
+            traffic_amp=0.8,
+            latency_amp=0.1,
+            peak_s_of_day=peak,
+            error_ratio=0.003,
+            incidents=[Incident(incident.start_s, incident.end_s, error_ratio=0.09)],
+        ),
+        ServiceProfile(
+            "payments-api",
+            rps=10,
+            median_latency_s=0.12,
+            traffic_amp=0.3,
+            latency_amp=0.1,
+            peak_s_of_day=peak,
+            error_ratio=0.004,
+            incidents=[Incident(incident.start_s, incident.end_s, error_ratio=0.14)],
+        ),
         ServiceProfile("new-service", rps=5, median_latency_s=0.05, first_s=now_s - 20 * 60),
     ]
     created = datetime.fromtimestamp(now_s, tz=UTC).isoformat()
@@ -103,14 +126,45 @@ def scenario(now_s: int) -> tuple[list[ServiceProfile], list[dict[str, Any]]]:
         }
 
     suggestions = [
-        suggestion(1, "web-app-21", "latency_high", "web-app-21 has high latency, scale it out",
-                   signal="http.server.request.duration", statistic="p99", observed=0.8, unit="s"),
-        suggestion(2, "checkout", "latency_high", "checkout p99 latency is degraded",
-                   signal="http.server.request.duration", statistic="p99", observed=0.9, unit="s"),
-        suggestion(3, "search", "error_rate_high", "search is failing requests",
-                   signal="http.server.request.duration", statistic="error_ratio", observed=0.09),
-        suggestion(4, "new-service", "latency_high", "new-service looks slow",
-                   signal="http.server.request.duration", statistic="p99", observed=0.3, unit="s"),
+        suggestion(
+            1,
+            "web-app-21",
+            "latency_high",
+            "web-app-21 has high latency, scale it out",
+            signal="http.server.request.duration",
+            statistic="p99",
+            observed=0.8,
+            unit="s",
+        ),
+        suggestion(
+            2,
+            "checkout",
+            "latency_high",
+            "checkout p99 latency is degraded",
+            signal="http.server.request.duration",
+            statistic="p99",
+            observed=0.9,
+            unit="s",
+        ),
+        suggestion(
+            3,
+            "search",
+            "error_rate_high",
+            "search is failing requests",
+            signal="http.server.request.duration",
+            statistic="error_ratio",
+            observed=0.09,
+        ),
+        suggestion(
+            4,
+            "new-service",
+            "latency_high",
+            "new-service looks slow",
+            signal="http.server.request.duration",
+            statistic="p99",
+            observed=0.3,
+            unit="s",
+        ),
     ]
     for s in suggestions:
         if s["action"] is None:
@@ -123,12 +177,12 @@ def _post(url: str, doc: dict[str, Any]) -> dict[str, Any]:
         url, data=json.dumps(doc).encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
     with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
+        return json.loads(resp.read())
 
 
 def _get(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(url, timeout=30) as resp:
-        return json.loads(resp.read())  # type: ignore[no-any-return]
+        return json.loads(resp.read())
 
 
 def send_telemetry(url: str, services: list[ServiceProfile], now_s: int, console: Console) -> int:
@@ -201,7 +255,9 @@ def run(console: Console | None = None, settings: Settings | None = None) -> lis
         runtime = Runtime(settings)
         try:
             with BackgroundServer(runtime, settings.port) as server:
-                console.print(f"[bold]Referee[/] serving on {server.url} (rules revision {runtime.rules.revision})")
+                console.print(
+                    f"[bold]Referee[/] serving on {server.url} (rules revision {runtime.rules.revision})"
+                )
                 points = send_telemetry(server.url, services, now_s, console)
                 console.print(f"sent {points} histogram points for {len(services)} services over OTLP/HTTP")
                 verdicts = [
@@ -236,11 +292,17 @@ def show_annotations(
             for d in runtime.verdicts.deliveries(v.decision_id):
                 console.print(f"  {d['sink']}: {v.suggestion_id} -> {d['status']} (ref {d['ref']})")
         return
-    previews = [s for group in runtime.pm.hook.referee_verdict_previews(settings=runtime.settings) for s in group or []]
+    previews = [
+        s
+        for group in runtime.pm.hook.referee_verdict_previews(settings=runtime.settings)
+        for s in group or []
+    ]
     if not previews:
         console.print("no verdict sinks configured and no plugin offers a preview")
         return
-    console.print("Grafana is not configured (GRAFANA_URL, GRAFANA_TOKEN); these annotations would be written:")
+    console.print(
+        "Grafana is not configured (GRAFANA_URL, GRAFANA_TOKEN); these annotations would be written:"
+    )
     for sink in previews:
         for v in verdicts:
             console.print_json(json.dumps(sink.describe(v, by_id[v.suggestion_id])))

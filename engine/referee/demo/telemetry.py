@@ -88,7 +88,9 @@ def _buckets(n: int, median: float, rng: random.Random) -> list[int]:
     return [max(0, c) for c in counts]
 
 
-def _point(status: int, t_s: int, step_s: int, n: int, median: float, rng: random.Random) -> HistogramDataPoint:
+def _point(
+    status: int, t_s: int, step_s: int, n: int, median: float, rng: random.Random
+) -> HistogramDataPoint:
     counts = _buckets(n, median, rng)
     n = sum(counts)
     mean = median * math.exp(SIGMA**2 / 2)
@@ -136,7 +138,9 @@ def batches(
             )
             resource_metrics.append(
                 ResourceMetrics(
-                    resource=Resource.create({"service.name": svc.name, "deployment.environment.name": "demo"}),
+                    resource=Resource.create(
+                        {"service.name": svc.name, "deployment.environment.name": "demo"}
+                    ),
                     scope_metrics=[ScopeMetrics(scope=SCOPE, metrics=[metric], schema_url="")],
                     schema_url="",
                 )

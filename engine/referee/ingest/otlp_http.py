@@ -46,7 +46,9 @@ def negotiate(content_type: str | None, content_encoding: str | None) -> Negotia
     return Negotiated(json=media == JSON, gzip=enc == "gzip")
 
 
-def ingest_metrics(store: _core.SeriesStore, body: bytes, neg: Negotiated, max_body_bytes: int) -> tuple[int, int, str]:
+def ingest_metrics(
+    store: _core.SeriesStore, body: bytes, neg: Negotiated, max_body_bytes: int
+) -> tuple[int, int, str]:
     try:
         return store.ingest_otlp_metrics(body, json=neg.json, gzip=neg.gzip, max_body_bytes=max_body_bytes)
     except _core.BodyTooLargeError as e:

@@ -56,7 +56,9 @@ class DeliveryWorker:
             ref = sink.deliver(verdict, suggestion, d.ref)
         except SinkRetryableError as e:
             delay = backoff(d.attempts)
-            log.warning("delivery of %s to %s failed, retrying in %.0f s: %s", d.decision_id, d.sink, delay, e)
+            log.warning(
+                "delivery of %s to %s failed, retrying in %.0f s: %s", d.decision_id, d.sink, delay, e
+            )
             self.store.retry_later(d, str(e), delay)
             return False
         except Exception as e:

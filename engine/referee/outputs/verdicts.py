@@ -125,7 +125,9 @@ class VerdictStore:
 
     def get(self, decision_id: str) -> Verdict | None:
         with self._lock:
-            row = self._conn.execute("SELECT body FROM verdicts WHERE decision_id = ?", (decision_id,)).fetchone()
+            row = self._conn.execute(
+                "SELECT body FROM verdicts WHERE decision_id = ?", (decision_id,)
+            ).fetchone()
         return Verdict.model_validate_json(row["body"]) if row else None
 
     def suggestion_json(self, decision_id: str) -> str | None:
@@ -135,8 +137,12 @@ class VerdictStore:
             ).fetchone()
         return row["suggestion"] if row else None
 
-    def list(
-        self, limit: int = 100, service: str | None = None, verdict: str | None = None, source: str | None = None
+    def latest(
+        self,
+        limit: int = 100,
+        service: str | None = None,
+        verdict: str | None = None,
+        source: str | None = None,
     ) -> list[Verdict]:
         where, args = [], []
         for col, val in (("service", service), ("verdict", verdict), ("source", source)):
@@ -166,8 +172,8 @@ class VerdictStore:
     def delivered(self, d: Delivery, ref: str | None) -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE deliveries SET status = 'delivered', ref = ?, attempts = attempts + 1, last_error = NULL "
-                "WHERE decision_id = ? AND sink = ?",
+                "UPDATE deliveries SET status = 'delivered', ref = ?, attempts = attempts + 1, "
+                "last_error = NULL WHERE decision_id = ? AND sink = ?",
                 (ref, d.decision_id, d.sink),
             )
 
@@ -197,4 +203,6 @@ class VerdictStore:
 
     def outbox_depth(self) -> int:
         with self._lock:
-            return int(self._conn.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0])
+            return int(
+                self._conn.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0]
+            )

@@ -59,7 +59,9 @@ def build_app(runtime: Runtime) -> Starlette:
     async def otlp_metrics(request: Request) -> Response:
         wants_json = "json" in (request.headers.get("content-type") or "")
         try:
-            neg = otlp_http.negotiate(request.headers.get("content-type"), request.headers.get("content-encoding"))
+            neg = otlp_http.negotiate(
+                request.headers.get("content-type"), request.headers.get("content-encoding")
+            )
             body = await _read_body(request, settings.max_body_bytes)
             _, rejected, message = await run_in_threadpool(
                 otlp_http.ingest_metrics, runtime.store, body, neg, settings.max_body_bytes
@@ -96,7 +98,7 @@ def build_app(runtime: Runtime) -> Starlette:
         except ValueError:
             return _problem(400, "limit must be an integer")
         rows = await run_in_threadpool(
-            runtime.verdicts.list, limit, q.get("service"), q.get("verdict"), q.get("source")
+            runtime.verdicts.latest, limit, q.get("service"), q.get("verdict"), q.get("source")
         )
         return _json({"verdicts": [v.model_dump(mode="json") for v in rows]})
 
@@ -127,7 +129,13 @@ def build_app(runtime: Runtime) -> Starlette:
                 "last_error": runtime.rules_last_error,
                 "files": [str(f) for f in rules.files],
                 "rules": [
-                    {"id": r.id, "pack": r.pack, "mode": r.mode, "priority": r.priority, "severity": r.severity}
+                    {
+                        "id": r.id,
+                        "pack": r.pack,
+                        "mode": r.mode,
+                        "priority": r.priority,
+                        "severity": r.severity,
+                    }
                     for r in rules.rules
                 ],
             }
@@ -146,7 +154,9 @@ def build_app(runtime: Runtime) -> Starlette:
 
         return Route(f"/api/v1/sources/{source.path.strip('/')}", receive, methods=["POST"])
 
-    sources = [s for group in runtime.pm.hook.referee_suggestion_sources(settings=settings) for s in group or []]
+    sources = [
+        s for group in runtime.pm.hook.referee_suggestion_sources(settings=settings) for s in group or []
+    ]
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

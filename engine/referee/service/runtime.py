@@ -35,7 +35,9 @@ class Runtime:
         self.decider = Decider(self.store, self.rules)
         self.verdicts = VerdictStore(settings.database)
         self.pm = plugin_manager(load_entry_points=load_plugins)
-        self.sinks: list[VerdictSink] = [s for group in self.pm.hook.referee_verdict_sinks(settings=settings) for s in group or []]
+        self.sinks: list[VerdictSink] = [
+            s for group in self.pm.hook.referee_verdict_sinks(settings=settings) for s in group or []
+        ]
         self.worker = DeliveryWorker(self.verdicts, self.sinks)
         self._decide_lock = threading.Lock()
         log.info(

@@ -36,4 +36,6 @@ def referee_verdict_sinks(settings: Settings) -> list[VerdictSink]:
 @hookimpl
 def referee_verdict_previews(settings: Settings) -> list[VerdictSink]:
     """A sink that only describes, for showing annotations without a Grafana (``referee demo``)."""
-    return [GrafanaAnnotationSink(None, None, base_url=settings.base_url, dashboards=settings.grafana_dashboards)]
+    return [
+        GrafanaAnnotationSink(None, None, base_url=settings.base_url, dashboards=settings.grafana_dashboards)
+    ]

@@ -112,7 +112,7 @@ def describe_evidence(evidence: Evidence) -> str:
         words.append(f"vs expected {_num(evidence.expected)}")
     details = []
     if evidence.band is not None:
-        details.append(f"band {_num(evidence.band.lower)}–{_num(evidence.band.upper)}")  # noqa: RUF001
+        details.append(f"band {_num(evidence.band.lower)}–{_num(evidence.band.upper)}")
     if evidence.score is not None:
         details.append(f"score {_num(evidence.score)}")
     if evidence.samples is not None:

@@ -129,7 +129,9 @@ class GrafanaAnnotationSink:
                     return annotation_id
             else:
                 # A POST that timed out may still have been written: look before writing again.
-                found = call("GET", "/annotations", None, {"tags": decision_tag(verdict.decision_id), "limit": 1})
+                found = call(
+                    "GET", "/annotations", None, {"tags": decision_tag(verdict.decision_id), "limit": 1}
+                )
                 if isinstance(found, list) and found and found[0].get("id") is not None:
                     annotation_id = str(found[0]["id"])
                     call("PATCH", f"/annotations/{annotation_id}", patch_body(body))
@@ -154,7 +156,9 @@ class GrafanaAnnotationSink:
         last_response: list[Any] = []
         session.hooks["response"].append(lambda response, *args, **kwargs: last_response.append(response))
 
-        def call(method: str, path: str, body: dict[str, Any] | None, params: dict[str, Any] | None = None) -> Any:
+        def call(
+            method: str, path: str, body: dict[str, Any] | None, params: dict[str, Any] | None = None
+        ) -> Any:
             last_response.clear()
             try:
                 if body is None:
