@@ -90,3 +90,31 @@ def test_suggestion_sources_are_mounted(runtime: Runtime) -> None:
         ]
         bad = httpx.post(f"{srv.url}/api/v1/sources/plain", content=b"nonsense\n")
         assert bad.status_code == 400 and "line 1" in bad.json()["error"]
+
+
+class FunctionPlugin:
+    @hookimpl
+    def referee_register_rule_functions(self, register: object) -> None:
+        register("percent_of", lambda part, whole: 100.0 * part / whole if whole else 0.0)  # type: ignore[operator]
+
+
+def test_rule_functions_from_plugins_are_callable_in_conditions(tmp_path: Path) -> None:
+    from referee.decision.rulepack import load_rules
+    from referee.plugins import rule_functions
+
+    pack = tmp_path / "p.yaml"
+    pack.write_text(
+        "referee: 1\npack: p\nrules:\n  - id: pct\n"
+        "    match: percent_of(1.0, 4.0) == 25.0 && suggestion.claim.kind == 'anomaly'\n    then: confirm\n"
+    )
+    pm = plugin_manager(load_entry_points=False)
+    pm.register(FunctionPlugin())
+    rules = load_rules([pack], functions=rule_functions(pm))
+    from referee import _core
+    from referee.decision.engine import Decider
+
+    s = Suggestion(id="1", subject={"service.name": "x"}, claim={"kind": "anomaly"})  # type: ignore[arg-type]
+    verdict = Decider(_core.SeriesStore(), rules).decide(s)
+    assert (verdict.verdict, verdict.rule_ids) == ("confirm", ["pct"])
+    with pytest.raises(ValueError, match="clashes with a built-in"):
+        load_rules([pack], functions={"size": len})

@@ -1,5 +1,6 @@
 """Type stubs for the compiled core, ``referee._core`` (checked against the binary by stubtest)."""
 
+from collections.abc import Callable
 from typing import final
 
 __all__ = ["BodyTooLargeError", "DecodeError", "RuleCompileError", "RuleSet", "SeriesStore", "__version__"]
@@ -57,7 +58,11 @@ class SeriesStore:
 class RuleSet:
     """A compiled rule set."""
 
-    def __new__(cls, rules_json: str, source: str = "") -> RuleSet: ...
+    def __new__(
+        cls, rules_json: str, source: str = "", functions: dict[str, Callable[..., object]] | None = None
+    ) -> RuleSet:
+        """Compiles rules; ``functions`` become callable from conditions (values cross as plain
+        bool/int/float/str/None/list/dict)."""
     @property
     def revision(self) -> str: ...
     def evaluate(self, store: SeriesStore, suggestion_json: str, at_ms: int) -> str:

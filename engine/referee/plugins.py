@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
@@ -36,3 +38,16 @@ def plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
 
 def loaded_plugins(pm: pluggy.PluginManager) -> list[str]:
     return sorted(name for name, _ in pm.list_name_plugin() if name)
+
+
+def rule_functions(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
+    """The functions plugins register for rule conditions; a name registered twice is an error."""
+    found: dict[str, Callable[..., Any]] = {}
+
+    def register(name: str, function: Callable[..., Any]) -> None:
+        if name in found:
+            raise ValueError(f"rule function `{name}` is registered twice")
+        found[name] = function
+
+    pm.hook.referee_register_rule_functions(register=register)
+    return found

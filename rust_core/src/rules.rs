@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
-use cel::{Context, Env, Program, Value};
+use cel::extractors::Arguments;
+use cel::{Context, Env, ExecutionError, Program, Value};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -110,9 +111,13 @@ pub struct RuleOutcome {
     pub baseline: Option<BaselineView>,
 }
 
+/// A function rule conditions may call, registered by a plugin (`referee_register_rule_functions`).
+pub type RuleFunction = Arc<dyn Fn(&[Value]) -> Result<Value, String> + Send + Sync>;
+
 pub struct RuleSet {
     env: Arc<Env>,
     rules: Vec<CompiledRule>,
+    functions: Vec<(String, RuleFunction)>,
     pub revision: String,
 }
 
@@ -369,8 +374,45 @@ impl RuleSet {
         Ok(RuleSet {
             env,
             rules,
+            functions: Vec::new(),
             revision: revision[..12].to_string(),
         })
+    }
+
+    /// Makes `functions` callable from every condition; a name taken by a built-in is an error.
+    pub fn with_functions(
+        mut self,
+        functions: Vec<(String, RuleFunction)>,
+    ) -> Result<Self, String> {
+        let mut probe = Context::with_env(self.env.clone());
+        for (name, _) in &functions {
+            probe
+                .add_function(
+                    name,
+                    |Arguments(_): Arguments| -> Result<Value, ExecutionError> { Ok(Value::Null) },
+                )
+                .map_err(|_| {
+                    format!("rule function `{name}` clashes with a built-in CEL function")
+                })?;
+        }
+        self.functions = functions;
+        Ok(self)
+    }
+
+    fn context(&self) -> Context<'_, '_> {
+        let mut ctx = Context::with_env(self.env.clone());
+        for (name, f) in &self.functions {
+            let f = f.clone();
+            let fname = name.clone();
+            // Names were checked against the built-ins in `with_functions`.
+            let _ = ctx.add_function(
+                name,
+                move |Arguments(args): Arguments| -> Result<Value, ExecutionError> {
+                    f(&args).map_err(|e| ExecutionError::function_error(&fname, e))
+                },
+            );
+        }
+        ctx
     }
 
     pub fn len(&self) -> usize {
@@ -412,7 +454,7 @@ impl RuleSet {
         };
         let mut out = Vec::with_capacity(self.rules.len());
         for rule in &self.rules {
-            let mut ctx = Context::with_env(self.env.clone());
+            let mut ctx = self.context();
             ctx.add_variable_from_value("suggestion", suggestion_value.clone());
             let matched = match rule.match_prog.execute(&ctx) {
                 Ok(Value::Bool(b)) => b,
@@ -618,6 +660,26 @@ mod tests {
             out[0].missing.as_deref(),
             Some("no series matches the signal and subject")
         );
+    }
+
+    #[test]
+    fn registered_functions_are_callable() {
+        let double: RuleFunction = Arc::new(|args: &[Value]| match args {
+            [Value::Float(x)] => Ok(Value::Float(2.0 * x)),
+            _ => Err("double() takes one double".into()),
+        });
+        let rules = RuleSet::compile(vec![spec("f", "twice(1.5) == 3.0", None, false)], "")
+            .unwrap()
+            .with_functions(vec![("twice".into(), double.clone())])
+            .unwrap();
+        let store = SeriesStore::new(StoreConfig::default());
+        let out = rules.evaluate(&store, &serde_json::json!({"id": "1"}), 0);
+        assert!(out[0].matched, "{:?}", out[0]);
+        // A built-in's name cannot be taken over.
+        let clash = RuleSet::compile(vec![], "")
+            .unwrap()
+            .with_functions(vec![("double".into(), double)]);
+        assert!(clash.err().unwrap().contains("double"));
     }
 
     #[test]

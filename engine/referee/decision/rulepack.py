@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -360,8 +360,13 @@ def _place(rule: Rule, field_name: str, line: int, col: int) -> str:
     return f"{rule.source}:{start_line + line - 1}:{(start_col + col - 1) if line == 1 else col}"
 
 
-def load_rules(paths: Iterable[Path], min_history: int = 30) -> LoadedRules:
-    """Reads, validates and compiles the packs; raises ``RulePackError`` listing every problem."""
+def load_rules(
+    paths: Iterable[Path], min_history: int = 30, functions: dict[str, Callable[..., Any]] | None = None
+) -> LoadedRules:
+    """Reads, validates and compiles the packs; raises ``RulePackError`` listing every problem.
+
+    ``functions`` are made callable from conditions (plugins register them through
+    ``referee_register_rule_functions``)."""
     errors: list[str] = []
     rules: list[Rule] = []
     files = pack_files(paths)
@@ -406,7 +411,7 @@ def load_rules(paths: Iterable[Path], min_history: int = 30) -> LoadedRules:
             }
         specs.append(spec)
     try:
-        compiled = _core.RuleSet(json.dumps(specs), digest.hexdigest())
+        compiled = _core.RuleSet(json.dumps(specs), digest.hexdigest(), functions or None)
     except _core.RuleCompileError as e:
         by_id = {r.id: r for r in rules}
         lines = [

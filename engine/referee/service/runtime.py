@@ -19,7 +19,7 @@ from referee.hookspecs import VerdictSink
 from referee.models import Suggestion, Verdict
 from referee.outputs.delivery import DeliveryWorker
 from referee.outputs.verdicts import VerdictStore
-from referee.plugins import loaded_plugins, plugin_manager
+from referee.plugins import loaded_plugins, plugin_manager, rule_functions
 from referee.state import open_store
 
 log = logging.getLogger("referee")
@@ -28,13 +28,14 @@ log = logging.getLogger("referee")
 class Runtime:
     def __init__(self, settings: Settings, *, load_plugins: bool = True) -> None:
         self.settings = settings
+        self.pm = plugin_manager(load_entry_points=load_plugins)
+        self.functions = rule_functions(self.pm)
         self.store: _core.SeriesStore = open_store(settings)
-        self.rules: LoadedRules = load_rules(settings.rules, min_history=settings.min_history)
+        self.rules: LoadedRules = load_rules(settings.rules, settings.min_history, self.functions)
         self.rules_loaded_at = datetime.now(UTC)
         self.rules_last_error: str | None = None
         self.decider = Decider(self.store, self.rules)
         self.verdicts = VerdictStore(settings.database)
-        self.pm = plugin_manager(load_entry_points=load_plugins)
         self.sinks: list[VerdictSink] = [
             s for group in self.pm.hook.referee_verdict_sinks(settings=settings) for s in group or []
         ]
@@ -59,7 +60,7 @@ class Runtime:
     def reload_rules(self, paths: list[Path] | None = None) -> bool:
         """All or nothing: a broken pack keeps the running rules and records the error."""
         try:
-            rules = load_rules(paths or self.settings.rules, min_history=self.settings.min_history)
+            rules = load_rules(paths or self.settings.rules, self.settings.min_history, self.functions)
         except RulePackError as e:
             self.rules_last_error = str(e)
             log.error("rule reload failed; keeping revision %s:\n%s", self.rules.revision, e)
