@@ -105,3 +105,18 @@ def test_error_ratio_rule_is_inconclusive_without_history() -> None:
 def test_claims_no_rule_judges_are_inconclusive() -> None:
     store, at = store_with("p99", noisy(200, 0.3, 0.02), [])
     assert decide(store, at, "traffic_drop") == ("inconclusive", [])
+
+
+def test_a_rule_whose_match_fails_is_inconclusive_not_silent(tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    pack = tmp_path / "p.yaml"
+    # `suggestion.claim.observed` is absent from this suggestion: evaluating it is an error.
+    pack.write_text(
+        "referee: 1\npack: p\nrules:\n  - id: r\n    match: suggestion.claim.observed > 1.0\n    then: suppress\n"
+    )
+    s = Suggestion(id="1", subject={"service.name": "x"}, claim={"kind": "anomaly"})  # type: ignore[arg-type]
+    v = Decider(_core.SeriesStore(), load_rules([pack])).decide(s)
+    assert (v.verdict, v.rule_ids) == ("inconclusive", ["r"])
+    assert v.trace[0].error

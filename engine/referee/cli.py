@@ -27,12 +27,12 @@ ConfigOpt = Annotated[
 @app.command()
 def serve(
     config: ConfigOpt = None,
-    host: Annotated[str | None, typer.Option(help="Address to listen on [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="OTLP/HTTP and REST port [default: 4318].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on \\[default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="OTLP/HTTP and REST port \\[default: 4318].")] = None,
     rules: Annotated[
         list[Path] | None, typer.Option("--rules", "-r", help="Rule pack file or directory (repeatable).")
     ] = None,
-    database: Annotated[Path | None, typer.Option(help="SQLite database [default: referee.db].")] = None,
+    database: Annotated[Path | None, typer.Option(help="SQLite database \\[default: referee.db].")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the service: OTLP/HTTP ingest and the REST API on one port.
@@ -53,6 +53,9 @@ def serve(
     except RulePackError as e:
         Console(stderr=True).print(f"[red]cannot start: the rule packs have errors[/]\n{e}", highlight=False)
         raise typer.Exit(1) from None
+    except ValueError as e:  # e.g. a plugin's rule function clashing with a built-in
+        Console(stderr=True).print(f"[red]cannot start:[/] {e}", highlight=False)
+        raise typer.Exit(1) from None
     signal.signal(signal.SIGHUP, lambda *_: runtime.reload_rules())
     try:
         uvicorn.run(build_app(runtime), host=settings.host, port=settings.port, log_level=log_level.lower())
@@ -62,7 +65,7 @@ def serve(
 
 @app.command()
 def demo() -> None:
-    """Play the seed incident end to end on the embedded defaults (about a minute)."""
+    """Play the seed incident end to end on the embedded defaults (a few seconds)."""
     from referee.demo.run import run
 
     verdicts = run()

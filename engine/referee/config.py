@@ -64,7 +64,7 @@ class Settings:
     ring_capacity: int = 512
     #: Points a series needs before its baseline may suppress anything.
     min_history: int = 30
-    #: Days every hour-of-day slot must have seen before the seasonal band is used.
+    #: Days the hour-of-day slots around a point's time must have seen before the seasonal band is used.
     season_min_days: int = 3
     band_k: float = 3.0
     #: Base URL used in links back to verdicts (annotations, feedback).

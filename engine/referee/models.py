@@ -1,8 +1,7 @@
 """Suggestion v1 and Verdict v1: the two documents Referee takes in and gives out.
 
 Both are pydantic models so that what arrives over HTTP is validated once, with errors that
-name the field, and what leaves is always the same shape. The JSON Schemas in `schemas/` are
-generated from these models (`referee schema`), so code and published schema cannot drift.
+name the field, and what leaves is always the same shape.
 """
 
 from __future__ import annotations
@@ -36,7 +35,8 @@ class Claim(BaseModel):
     observed: float | None = Field(default=None, description="The value the copilot reports.")
     unit: str | None = None
     window: str | None = Field(
-        default=None, description="How far back the claim looks, e.g. '10m' (default: the rule's)."
+        default=None,
+        description="How far back the claim looks, e.g. '10m' (informational; rules set their window).",
     )
 
 

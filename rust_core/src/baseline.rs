@@ -7,7 +7,7 @@
 //!   `season_min_days` distinct days: this is what tells an evening peak from an incident;
 //! * a rolling median with a MAD scale (floored, because MAD is 0 on flat or quantised series)
 //!   otherwise;
-//! * fast and slow EWMA mean/variance, exposed to rules as extra evidence.
+//! * fast and slow EWMA mean/variance (the slow variance floors the MAD scale).
 //!
 //! Points far outside the band update the estimators with a value clipped to the band edge,
 //! so an incident does not teach the baseline that the incident is normal.

@@ -6,7 +6,8 @@ rule's outcome into an effect and combines the effects deterministically:
 1. a rule with ``mode: off`` is skipped; ``shadow`` rules are evaluated and traced but only
    decide when no ``enforce`` rule produced an effect (the verdict is then marked ``shadow``);
 2. a matched rule whose evidence is missing (no series, no points in the window, history
-   shorter than the minimum) or whose evaluation failed yields ``inconclusive``;
+   shorter than the minimum), or any rule whose ``match`` or ``when`` failed to evaluate,
+   yields ``inconclusive``;
 3. otherwise ``when`` true yields ``then``, false yields ``otherwise`` (no effect if absent);
 4. only the effects of the highest ``priority`` present count; among them
    ``confirm`` beats ``inconclusive`` beats ``suppress``: a suggestion is suppressed only
@@ -42,6 +43,11 @@ def fmt(x: float | None) -> str:
 
 def _effect_of(rule: Rule, outcome: dict[str, Any]) -> tuple[Effect | None, str | None]:
     if not outcome["matched"]:
+        if outcome.get("error"):
+            # The rule could not tell whether it applies: it may not stay silent.
+            return Effect("inconclusive", f"rule could not be evaluated: {outcome['error']}"), outcome[
+                "error"
+            ]
         return None, None
     if outcome.get("missing"):
         return Effect("inconclusive", f"evidence missing: {outcome['missing']}"), outcome["missing"]

@@ -29,6 +29,9 @@ from referee.ingest import otlp_http
 from referee.models import Suggestion
 from referee.service.runtime import Runtime
 
+#: Largest suggestion (or source payload) accepted; webhooks carrying many alerts fit easily.
+MAX_SUGGESTION_BYTES = 4 << 20
+
 
 def _json(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data, default=str), status_code=status, media_type="application/json")
@@ -72,7 +75,10 @@ def build_app(runtime: Runtime) -> Starlette:
         return Response(otlp_http.metrics_response(neg, rejected, message), 200, media_type=neg.media_type)
 
     async def post_suggestion(request: Request) -> Response:
-        body = await request.body()
+        try:
+            body = await _read_body(request, MAX_SUGGESTION_BYTES)
+        except otlp_http.OtlpHttpError as e:
+            return _problem(e.status, e.message)
         try:
             raw = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -143,7 +149,10 @@ def build_app(runtime: Runtime) -> Starlette:
 
     def source_route(source: SuggestionSource) -> Route:
         async def receive(request: Request) -> Response:
-            body = await request.body()
+            try:
+                body = await _read_body(request, MAX_SUGGESTION_BYTES)
+            except otlp_http.OtlpHttpError as e:
+                return _problem(e.status, e.message)
             try:
                 suggestions = source.parse(body, request.headers.get("content-type", ""))
             except ValueError as e:
