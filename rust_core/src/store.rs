@@ -81,6 +81,8 @@ pub enum Rejection {
 pub struct SeriesStore {
     pub config: StoreConfig,
     index: HashMap<String, usize>,
+    /// (metric, statistic) -> series, so rules resolve signals without scanning every series.
+    by_signal: HashMap<(String, String), Vec<usize>>,
     series: Vec<Series>,
     pub stats: StoreStats,
     key_buf: String,
@@ -109,6 +111,7 @@ impl SeriesStore {
             },
             config,
             index: HashMap::new(),
+            by_signal: HashMap::new(),
             series: Vec::new(),
             key_buf: String::with_capacity(256),
         }
@@ -164,6 +167,10 @@ impl SeriesStore {
                     duplicates: 0,
                 });
                 self.index.insert(key.clone(), i);
+                self.by_signal
+                    .entry((metric.to_owned(), statistic.to_owned()))
+                    .or_default()
+                    .push(i);
                 self.stats.series = self.series.len();
                 i
             }
@@ -221,10 +228,15 @@ impl SeriesStore {
         statistic: &str,
         subject: &[(String, String)],
     ) -> Vec<&Series> {
-        let mut found: Vec<&Series> = self
-            .series
+        let Some(candidates) = self
+            .by_signal
+            .get(&(metric.to_owned(), statistic.to_owned()))
+        else {
+            return Vec::new();
+        };
+        let mut found: Vec<&Series> = candidates
             .iter()
-            .filter(|s| s.metric == metric && s.statistic == statistic)
+            .map(|i| &self.series[*i])
             .filter(|s| {
                 subject
                     .iter()

@@ -121,7 +121,7 @@ class Decider:
         at_ms = int(at.timestamp() * 1000)
         payload = suggestion.model_dump(mode="json", exclude_none=True)
         outcomes = json.loads(rules.compiled.evaluate(self.store, json.dumps(payload), at_ms))
-        by_id = rules.by_id()
+        by_id = rules.by_id
         traces: list[RuleTrace] = []
         effects: list[tuple[Rule, RuleTrace, Effect]] = []
         for outcome in outcomes:

@@ -8,6 +8,7 @@ in one file, which PyYAML's ``safe_load`` silently accepts.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -135,6 +136,7 @@ class LoadedRules:
     def revision(self) -> str:
         return self.compiled.revision
 
+    @functools.cached_property
     def by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
 
