@@ -41,21 +41,15 @@ def fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def _effect_of(rule: Rule, outcome: dict[str, Any]) -> tuple[Effect | None, str | None]:
-    if not outcome["matched"]:
-        if outcome.get("error"):
-            # The rule could not tell whether it applies: it may not stay silent.
-            return Effect("inconclusive", f"rule could not be evaluated: {outcome['error']}"), outcome[
-                "error"
-            ]
-        return None, None
-    if outcome.get("missing"):
-        return Effect("inconclusive", f"evidence missing: {outcome['missing']}"), outcome["missing"]
+def _effect_of(rule: Rule, outcome: dict[str, Any]) -> Effect | None:
     if outcome.get("error"):
-        return Effect("inconclusive", f"rule could not be evaluated: {outcome['error']}"), outcome["error"]
-    if outcome.get("when"):
-        return rule.then, None
-    return rule.otherwise, None
+        # A rule that could not be evaluated (its `match` or its `when`) may not stay silent.
+        return Effect("inconclusive", f"rule could not be evaluated: {outcome['error']}")
+    if not outcome["matched"]:
+        return None
+    if outcome.get("missing"):
+        return Effect("inconclusive", f"evidence missing: {outcome['missing']}")
+    return rule.then if outcome.get("when") else rule.otherwise
 
 
 def _ms_to_dt(ms: int) -> datetime:
@@ -128,7 +122,7 @@ class Decider:
             rule = by_id[outcome["id"]]
             if rule.mode == "off":
                 continue
-            effect, _ = _effect_of(rule, outcome)
+            effect = _effect_of(rule, outcome)
             trace = RuleTrace(
                 rule_id=rule.id,
                 mode=rule.mode,  # type: ignore[arg-type]

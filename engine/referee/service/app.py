@@ -56,6 +56,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _suggestion_body(request: Request) -> bytes | Response:
+    """The body of a suggestion or source request, or the 413 answer when it is too large."""
+    try:
+        return await _read_body(request, MAX_SUGGESTION_BYTES)
+    except otlp_http.OtlpHttpError as e:
+        return _problem(e.status, e.message)
+
+
 def build_app(runtime: Runtime) -> Starlette:
     settings = runtime.settings
 
@@ -75,10 +83,9 @@ def build_app(runtime: Runtime) -> Starlette:
         return Response(otlp_http.metrics_response(neg, rejected, message), 200, media_type=neg.media_type)
 
     async def post_suggestion(request: Request) -> Response:
-        try:
-            body = await _read_body(request, MAX_SUGGESTION_BYTES)
-        except otlp_http.OtlpHttpError as e:
-            return _problem(e.status, e.message)
+        body = await _suggestion_body(request)
+        if isinstance(body, Response):
+            return body
         try:
             raw = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -149,10 +156,9 @@ def build_app(runtime: Runtime) -> Starlette:
 
     def source_route(source: SuggestionSource) -> Route:
         async def receive(request: Request) -> Response:
-            try:
-                body = await _read_body(request, MAX_SUGGESTION_BYTES)
-            except otlp_http.OtlpHttpError as e:
-                return _problem(e.status, e.message)
+            body = await _suggestion_body(request)
+            if isinstance(body, Response):
+                return body
             try:
                 suggestions = source.parse(body, request.headers.get("content-type", ""))
             except ValueError as e:
