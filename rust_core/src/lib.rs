@@ -7,6 +7,7 @@
 
 pub mod baseline;
 pub mod error;
+pub mod functions;
 pub mod otlp;
 pub mod rules;
 pub mod signal;

@@ -271,12 +271,19 @@ impl PyRuleSet {
             .into_iter()
             .map(|(name, callable)| (name, python_function(callable)))
             .collect();
-        match py.detach(|| RuleSet::compile(specs, source)) {
-            Ok(rules) => Ok(PyRuleSet {
-                rules: rules
-                    .with_functions(functions)
-                    .map_err(PyValueError::new_err)?,
-            }),
+        match py.detach(|| RuleSet::compile_with(specs, source, functions)) {
+            Ok(rules) => Ok(PyRuleSet { rules }),
+            Err(errors) if errors.iter().any(|e| e.field == "function") => {
+                // A plugin's function clashing with a built-in: a configuration error, not a
+                // rule's.
+                Err(PyValueError::new_err(
+                    errors
+                        .iter()
+                        .map(|e| e.message.clone())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ))
+            }
             Err(errors) => {
                 let text = errors
                     .iter()

@@ -6,7 +6,7 @@
 //! variables or fields, oversized or too deeply nested expressions), and evaluates.
 //! The outcome of every rule is returned; combining effects into a verdict is the caller's.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::RuleError;
+use crate::functions::{self, BUILTIN_FUNCTIONS};
 use crate::signal::{self, BaselineView, SignalSpec, SignalView};
 use crate::store::SeriesStore;
 
@@ -25,6 +26,14 @@ pub const MAX_EXPRESSION_LEN: usize = 4096;
 pub const MAX_DEPTH: usize = 48;
 /// Most nested comprehensions (`all`, `exists`, `map`, `filter`) accepted.
 pub const MAX_COMPREHENSION_DEPTH: usize = 2;
+/// Most items in any list or map a suggestion carries into an evaluation. With comprehensions
+/// nested at most twice, this bounds every evaluation to MAX_INPUT_ITEMS² iterations per
+/// comprehension: the per-evaluation budget (the `cel` crate has no cost tracking of its own).
+pub const MAX_INPUT_ITEMS: usize = 256;
+
+/// Signal fields that take their value from the suggestion instead of the rule.
+pub const FROM_CLAIM_SIGNAL: &str = "$claim.signal";
+pub const FROM_CLAIM_STATISTIC: &str = "$claim.statistic";
 
 /// Fields rules may read; anything else is a load error.
 const SIGNAL_FIELDS: &[&str] = &[
@@ -156,7 +165,48 @@ struct Checker<'a> {
     src: &'a str,
     program: &'a Program,
     allowed: &'a [&'a str],
+    functions: &'a FunctionNames,
     errors: Vec<RuleError>,
+}
+
+/// The functions a condition may call: CEL's standard library (asked of the environment),
+/// Referee's built-ins and the plugins' functions.
+pub struct FunctionNames {
+    env: Arc<Env>,
+    extra: HashSet<String>,
+}
+
+impl FunctionNames {
+    fn new(env: Arc<Env>, plugin: &[String]) -> Self {
+        let mut extra: HashSet<String> = BUILTIN_FUNCTIONS.iter().map(|s| s.to_string()).collect();
+        extra.extend(plugin.iter().cloned());
+        FunctionNames { env, extra }
+    }
+
+    fn is_standard(&self, name: &str) -> bool {
+        // `add_function` refuses exactly the names the environment declares.
+        Context::with_env(self.env.clone())
+            .add_function(
+                name,
+                |Arguments(_): Arguments| -> Result<Value, ExecutionError> { Ok(Value::Null) },
+            )
+            .is_err()
+    }
+
+    fn knows(&self, name: &str) -> bool {
+        self.extra.contains(name) || self.is_standard(name)
+    }
+
+    fn listed(&self) -> String {
+        let mut v: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        v.sort_unstable();
+        v.join(", ")
+    }
+}
+
+/// Operators are calls too (`_+_`, `!_`, `@in`, ...); their names cannot be written in a rule.
+fn is_operator(name: &str) -> bool {
+    name.starts_with(['_', '@', '!', '-'])
 }
 
 impl Checker<'_> {
@@ -232,6 +282,26 @@ impl Checker<'_> {
                 self.walk(&sel.operand, depth + 1, comprehensions, bound);
             }
             Expr::Call(call) => {
+                if !is_operator(&call.func_name) && !self.functions.knows(&call.func_name) {
+                    self.fail(
+                        e,
+                        format!(
+                            "unknown function `{}` (CEL's standard functions and: {})",
+                            call.func_name,
+                            self.functions.listed()
+                        ),
+                    );
+                }
+                if call.func_name == "matches" {
+                    // A literal pattern is compiled now, so a bad one is a load error.
+                    if let Some(Expr::Literal(cel::common::ast::LiteralValue::String(p))) =
+                        call.args.last().map(|a| &a.expr)
+                    {
+                        if let Err(msg) = functions::regex(p.inner()) {
+                            self.fail(e, msg);
+                        }
+                    }
+                }
                 if let Some(t) = &call.target {
                     self.walk(t, depth + 1, comprehensions, bound);
                 }
@@ -290,6 +360,7 @@ pub fn compile_condition(
     field: &str,
     src: &str,
     allowed: &[&str],
+    functions: &FunctionNames,
 ) -> Result<Program, Vec<RuleError>> {
     if src.len() > MAX_EXPRESSION_LEN {
         return Err(vec![err(
@@ -326,6 +397,7 @@ pub fn compile_condition(
         src,
         program: &program,
         allowed,
+        functions,
         errors: Vec::new(),
     };
     checker.walk(program.expression(), 0, 0, &[]);
@@ -336,14 +408,132 @@ pub fn compile_condition(
     }
 }
 
+fn check_signal(spec: &SignalSpec, rule: &str) -> Vec<RuleError> {
+    let mut errors = Vec::new();
+    if spec.metric.starts_with('$') && spec.metric != FROM_CLAIM_SIGNAL {
+        errors.push(err(
+            rule,
+            "signal",
+            1,
+            1,
+            format!(
+                "signal.metric `{}`: the only reference allowed is `{FROM_CLAIM_SIGNAL}`",
+                spec.metric
+            ),
+        ));
+    }
+    if spec.statistic.starts_with('$') && spec.statistic != FROM_CLAIM_STATISTIC {
+        errors.push(err(
+            rule,
+            "signal",
+            1,
+            1,
+            format!(
+                "signal.statistic `{}`: the only reference allowed is `{FROM_CLAIM_STATISTIC}`",
+                spec.statistic
+            ),
+        ));
+    }
+    errors
+}
+
+/// The signal a rule reads for this suggestion: `$claim.signal` and `$claim.statistic` are
+/// taken from the suggestion's claim (the statistic defaults to `value`).
+fn resolve_signal<'s>(
+    spec: &'s SignalSpec,
+    suggestion: &serde_json::Value,
+) -> Result<std::borrow::Cow<'s, SignalSpec>, String> {
+    if !spec.metric.starts_with('$') && !spec.statistic.starts_with('$') {
+        return Ok(std::borrow::Cow::Borrowed(spec));
+    }
+    let claim = suggestion.get("claim");
+    let field = |name: &str| {
+        claim
+            .and_then(|c| c.get(name))
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let mut resolved = spec.clone();
+    if spec.metric == FROM_CLAIM_SIGNAL {
+        resolved.metric = field("signal")
+            .ok_or_else(|| "the suggestion names no metric (claim.signal)".to_string())?;
+    }
+    if spec.statistic == FROM_CLAIM_STATISTIC {
+        resolved.statistic = field("statistic").unwrap_or_else(|| "value".to_string());
+    }
+    Ok(std::borrow::Cow::Owned(resolved))
+}
+
+/// The per-evaluation budget on inputs: no list or map with more than MAX_INPUT_ITEMS items.
+fn check_input_size(v: &serde_json::Value, path: &str) -> Result<(), String> {
+    match v {
+        serde_json::Value::Array(a) => {
+            if a.len() > MAX_INPUT_ITEMS {
+                return Err(format!(
+                    "{path} has {} items, more than the evaluation budget allows ({MAX_INPUT_ITEMS})",
+                    a.len()
+                ));
+            }
+            a.iter().try_for_each(|x| check_input_size(x, path))
+        }
+        serde_json::Value::Object(o) => {
+            if o.len() > MAX_INPUT_ITEMS {
+                return Err(format!(
+                    "{path} has {} keys, more than the evaluation budget allows ({MAX_INPUT_ITEMS})",
+                    o.len()
+                ));
+            }
+            o.iter()
+                .try_for_each(|(k, x)| check_input_size(x, &format!("{path}.{k}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl RuleSet {
-    /// Compiles every rule; returns every error found, not just the first.
+    /// Compiles every rule with no plugin functions; returns every error found.
     pub fn compile(specs: Vec<RuleSpec>, source_digest: &str) -> Result<RuleSet, Vec<RuleError>> {
+        Self::compile_with(specs, source_digest, Vec::new())
+    }
+
+    /// Compiles every rule; conditions may call `functions` (from plugins) besides the
+    /// standard and built-in ones. Returns every error found, not just the first; a plugin
+    /// function whose name is taken by a standard or built-in function is an error too.
+    pub fn compile_with(
+        specs: Vec<RuleSpec>,
+        source_digest: &str,
+        functions: Vec<(String, RuleFunction)>,
+    ) -> Result<RuleSet, Vec<RuleError>> {
         let env = Arc::new(Env::stdlib());
-        let mut rules = Vec::with_capacity(specs.len());
         let mut errors = Vec::new();
+        let names: Vec<String> = functions.iter().map(|(n, _)| n.clone()).collect();
+        let probe = FunctionNames::new(env.clone(), &[]);
+        for name in &names {
+            if probe.knows(name) {
+                errors.push(err(
+                    name,
+                    "function",
+                    1,
+                    1,
+                    format!("rule function `{name}` clashes with a built-in function"),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let known = FunctionNames::new(env.clone(), &names);
+        let mut rules = Vec::with_capacity(specs.len());
         for spec in specs {
-            let m = compile_condition(&env, &spec.id, "match", &spec.match_expr, &["suggestion"]);
+            let m = compile_condition(
+                &env,
+                &spec.id,
+                "match",
+                &spec.match_expr,
+                &["suggestion"],
+                &known,
+            );
             let allowed: &[&str] = if spec.signal.is_some() {
                 &["suggestion", "signal", "baseline", "series"]
             } else {
@@ -352,18 +542,26 @@ impl RuleSet {
             let w = spec
                 .when
                 .as_deref()
-                .map(|src| compile_condition(&env, &spec.id, "when", src, allowed))
+                .map(|src| compile_condition(&env, &spec.id, "when", src, allowed, &known))
                 .transpose();
+            let signal_errors = spec
+                .signal
+                .as_ref()
+                .map(|s| check_signal(s, &spec.id))
+                .unwrap_or_default();
             match (m, w) {
-                (Ok(match_prog), Ok(when_prog)) => rules.push(CompiledRule {
-                    id: spec.id,
-                    match_prog,
-                    when_prog,
-                    signal: spec.signal,
-                }),
+                (Ok(match_prog), Ok(when_prog)) if signal_errors.is_empty() => {
+                    rules.push(CompiledRule {
+                        id: spec.id,
+                        match_prog,
+                        when_prog,
+                        signal: spec.signal,
+                    })
+                }
                 (m, w) => {
                     errors.extend(m.err().unwrap_or_default());
                     errors.extend(w.err().unwrap_or_default());
+                    errors.extend(signal_errors);
                 }
             }
         }
@@ -374,37 +572,20 @@ impl RuleSet {
         Ok(RuleSet {
             env,
             rules,
-            functions: Vec::new(),
+            functions,
             revision: revision[..12].to_string(),
         })
     }
 
-    /// Makes `functions` callable from every condition; a name taken by a built-in is an error.
-    pub fn with_functions(
-        mut self,
-        functions: Vec<(String, RuleFunction)>,
-    ) -> Result<Self, String> {
-        let mut probe = Context::with_env(self.env.clone());
-        for (name, _) in &functions {
-            probe
-                .add_function(
-                    name,
-                    |Arguments(_): Arguments| -> Result<Value, ExecutionError> { Ok(Value::Null) },
-                )
-                .map_err(|_| {
-                    format!("rule function `{name}` clashes with a built-in CEL function")
-                })?;
-        }
-        self.functions = functions;
-        Ok(self)
-    }
-
+    /// One root context per evaluation: the built-ins and plugin functions are registered
+    /// once, and each rule gets an inner scope for its own evidence.
     fn context(&self) -> Context<'_, '_> {
         let mut ctx = Context::with_env(self.env.clone());
+        functions::register(&mut ctx);
         for (name, f) in &self.functions {
             let f = f.clone();
             let fname = name.clone();
-            // Names were checked against the built-ins in `with_functions`.
+            // Names were checked against the standard and built-in functions at compile time.
             let _ = ctx.add_function(
                 name,
                 move |Arguments(args): Arguments| -> Result<Value, ExecutionError> {
@@ -442,21 +623,23 @@ impl RuleSet {
                 v
             })
             .unwrap_or_default();
-        let suggestion_value = match cel::to_value(suggestion) {
+        let suggestion_value = check_input_size(suggestion, "suggestion")
+            .and_then(|_| cel::to_value(suggestion).map_err(|e| format!("suggestion: {e}")));
+        let suggestion_value = match suggestion_value {
             Ok(v) => v,
             Err(e) => {
                 return self
                     .rules
                     .iter()
-                    .map(|r| outcome(&r.id, false).with_error(format!("suggestion: {e}")))
+                    .map(|r| outcome(&r.id, false).with_error(e.clone()))
                     .collect()
             }
         };
+        let mut root = self.context();
+        root.add_variable_from_value("suggestion", suggestion_value);
         let mut out = Vec::with_capacity(self.rules.len());
         for rule in &self.rules {
-            let mut ctx = self.context();
-            ctx.add_variable_from_value("suggestion", suggestion_value.clone());
-            let matched = match rule.match_prog.execute(&ctx) {
+            let matched = match rule.match_prog.execute(&root) {
                 Ok(Value::Bool(b)) => b,
                 Ok(other) => {
                     out.push(
@@ -475,8 +658,17 @@ impl RuleSet {
                 continue;
             }
             let mut result = outcome(&rule.id, true);
+            let mut ctx = root.new_inner_scope();
             if let Some(spec) = &rule.signal {
-                match signal::read(store, spec, &subject, at_ms) {
+                let spec = match resolve_signal(spec, suggestion) {
+                    Ok(s) => s,
+                    Err(missing) => {
+                        result.missing = Some(missing);
+                        out.push(result);
+                        continue;
+                    }
+                };
+                match signal::read(store, &spec, &subject, at_ms) {
                     Ok((sig, base)) => {
                         ctx.add_variable_from_value("series", map_value(&sig.series));
                         match (cel::to_value(&sig), cel::to_value(&base)) {
@@ -668,28 +860,103 @@ mod tests {
             [Value::Float(x)] => Ok(Value::Float(2.0 * x)),
             _ => Err("double() takes one double".into()),
         });
-        let rules = RuleSet::compile(vec![spec("f", "twice(1.5) == 3.0", None, false)], "")
-            .unwrap()
-            .with_functions(vec![("twice".into(), double.clone())])
-            .unwrap();
+        let rules = RuleSet::compile_with(
+            vec![spec("f", "twice(1.5) == 3.0", None, false)],
+            "",
+            vec![("twice".into(), double.clone())],
+        )
+        .unwrap();
         let store = SeriesStore::new(StoreConfig::default());
         let out = rules.evaluate(&store, &serde_json::json!({"id": "1"}), 0);
         assert!(out[0].matched, "{:?}", out[0]);
-        // A built-in's name cannot be taken over.
-        let clash = RuleSet::compile(vec![], "")
-            .unwrap()
-            .with_functions(vec![("double".into(), double)]);
-        assert!(clash.err().unwrap().contains("double"));
+        // Neither a standard nor a built-in function's name can be taken over.
+        for name in ["double", "ratio"] {
+            let clash = RuleSet::compile_with(vec![], "", vec![(name.into(), double.clone())]);
+            assert!(clash.err().unwrap()[0].message.contains(name));
+        }
+    }
+
+    #[test]
+    fn unknown_functions_and_bad_patterns_are_load_errors() {
+        let errs = RuleSet::compile(
+            vec![
+                spec("a", "sizee(suggestion.id) > 0", None, false),
+                spec("b", "suggestion.id.matches('(')", None, false),
+                spec(
+                    "c",
+                    "suggestion.id.startsWith('x') && ratio(1, 2) < 1.0",
+                    None,
+                    false,
+                ),
+            ],
+            "",
+        )
+        .err()
+        .unwrap();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].message.contains("unknown function `sizee`"));
+        assert_eq!((errs[0].line, errs[0].column), (1, 6));
+        assert!(errs[1].message.contains("invalid regular expression"));
+    }
+
+    #[test]
+    fn signal_can_come_from_the_claim() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        for i in 0..40 {
+            store
+                .push(
+                    "queue.depth",
+                    "value",
+                    &[("service.name", "web")],
+                    i * 60_000,
+                    5.0,
+                )
+                .unwrap();
+        }
+        let mut s = spec("any", "true", Some("signal.observed > 1.0"), true);
+        s.signal.as_mut().unwrap().metric = FROM_CLAIM_SIGNAL.into();
+        s.signal.as_mut().unwrap().statistic = FROM_CLAIM_STATISTIC.into();
+        let rules = RuleSet::compile(vec![s.clone()], "").unwrap();
+        let named = json!({"subject": {"service.name": "web"}, "claim": {"kind": "anomaly", "signal": "queue.depth"}});
+        let out = rules.evaluate(&store, &named, 39 * 60_000);
+        assert_eq!(out[0].when, Some(true), "{:?}", out[0]);
+        let unnamed = json!({"subject": {"service.name": "web"}, "claim": {"kind": "anomaly"}});
+        let out = rules.evaluate(&store, &unnamed, 39 * 60_000);
+        assert!(out[0].missing.as_deref().unwrap().contains("claim.signal"));
+        s.signal.as_mut().unwrap().metric = "$claim.other".into();
+        assert!(RuleSet::compile(vec![s], "").is_err());
+    }
+
+    #[test]
+    fn oversized_inputs_exceed_the_budget() {
+        let rules = RuleSet::compile(
+            vec![spec(
+                "a",
+                "suggestion.links.all(x, suggestion.links.exists(y, x == y))",
+                None,
+                false,
+            )],
+            "",
+        )
+        .unwrap();
+        let store = SeriesStore::new(StoreConfig::default());
+        let links: Vec<String> = (0..MAX_INPUT_ITEMS + 1).map(|i| i.to_string()).collect();
+        let out = rules.evaluate(&store, &json!({"links": links}), 0);
+        assert!(out[0].error.as_deref().unwrap().contains("budget"));
+        let out = rules.evaluate(&store, &json!({"links": ["a", "b"]}), 0);
+        assert!(out[0].matched);
     }
 
     #[test]
     fn numeric_comparisons_mix_but_arithmetic_does_not() {
         // As in the CEL spec: comparisons work across int and double, arithmetic needs one type.
-        let env = Env::stdlib();
+        let env = Arc::new(Env::stdlib());
+        let names = FunctionNames::new(env.clone(), &[]);
         let ctx = Context::default();
-        let p = compile_condition(&env, "r", "when", "2.0 * 1.5 > 2 && 3 < 3.5", &[]).unwrap();
+        let p =
+            compile_condition(&env, "r", "when", "2.0 * 1.5 > 2 && 3 < 3.5", &[], &names).unwrap();
         assert_eq!(p.execute(&ctx), Ok(Value::Bool(true)));
-        let p = compile_condition(&env, "r", "when", "2 * 1.5 > 2", &[]).unwrap();
+        let p = compile_condition(&env, "r", "when", "2 * 1.5 > 2", &[], &names).unwrap();
         assert!(p.execute(&ctx).is_err());
     }
 }
