@@ -93,6 +93,29 @@ def rules_check(
 
 
 @app.command()
+def schema(
+    name: Annotated[str, typer.Argument(help="suggestion or verdict.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write <out>/<name>.v1.json instead of printing (e.g. schemas/).")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of Suggestion v1 or Verdict v1, generated from the models."""
+    from referee.schemas import file_name, render
+
+    try:
+        text = render(name)
+    except ValueError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / file_name(name)).write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out / file_name(name)}")
+
+
+@app.command()
 def version() -> None:
     """Print the version of Referee and its core."""
     from referee import __version__, _core

@@ -21,6 +21,9 @@ ClaimKind = Literal[
     "anomaly",
 ]
 VerdictValue = Literal["confirm", "suppress", "inconclusive"]
+#: ``pending``: the claim window was not complete when decided, so the verdict is re-evaluated as
+#: data arrives; ``settled``: final; ``closed``: the source resolved the alert (verdict kept).
+VerdictStatus = Literal["pending", "settled", "closed"]
 
 
 class Claim(BaseModel):
@@ -130,3 +133,11 @@ class Verdict(BaseModel):
     rules_revision: str
     decided_at: datetime
     mode: Literal["enforce", "shadow"] = "enforce"
+    # Lifecycle fields (optional, with defaults, so v1 clients that predate them keep working).
+    status: VerdictStatus = Field(
+        default="settled", description="pending (re-evaluated as data arrives), settled or closed."
+    )
+    version: int = Field(default=1, ge=1, description="Bumped each time re-evaluation changes the verdict.")
+    settles_at: datetime | None = Field(
+        default=None, description="When a pending verdict is re-evaluated for the last time."
+    )
