@@ -4,6 +4,10 @@ Loading is all or nothing: every error in every file is collected and reported a
 ``path:line:col: message``; a rule set is only built when there are none. YAML is read with a
 safe loader that also refuses duplicate keys, aliases (no alias bombs) and several documents
 in one file, which PyYAML's ``safe_load`` silently accepts.
+
+A pack's ``lists`` and ``macros`` are pack-scoped and inlined before the conditions go to Rust
+(``celexpand``); exceptions and watch rules compile into rule sets of their own, so the main
+rule set's outcomes are exactly one per suggestion rule.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from referee import _core
+from referee.decision import celexpand
+from referee.decision.celexpand import Reference, Source
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 32
@@ -44,11 +50,20 @@ RULE_FIELDS = {
     "when",
     "then",
     "otherwise",
+    "exceptions",
+    "watch",
+    "protect",
 }
+EXCEPTION_FIELDS = {"name", "when"}
 SIGNAL_FIELDS = {"metric", "statistic", "window", "agg"}
 BASELINE_FIELDS = {"min_history"}
 EFFECT_FIELDS = {"verdict", "reason"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+#: Variables that exist only when a rule reads a signal.
+EVIDENCE_VARIABLES = {"signal", "baseline", "series"}
+#: Where a condition starts in its file: (line, col, block_scalar).
+Position = tuple[int, int, bool]
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -106,6 +121,14 @@ class Effect:
 
 
 @dataclass
+class RuleException:
+    """A Falco-style exception: when ``when`` holds, the rule yields no effect."""
+
+    name: str
+    when: str
+
+
+@dataclass
 class Rule:
     id: str
     pack: str
@@ -122,15 +145,42 @@ class Rule:
     window: str | None = None
     then: Effect | None = None
     otherwise: Effect | None = None
-    #: Where each condition starts in its file: field -> (line, col, block_scalar).
-    positions: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
+    #: ``suggestion`` (judges suggestions, has ``match``) or ``watch`` (raises findings).
+    kind: str = "suggestion"
+    #: A watch rule's series selector (CEL over ``series``, ``signal``, ``baseline``).
+    watch: str | None = None
+    #: A protective rule's confirm or inconclusive is never overridden by a suppression.
+    protect: bool = False
+    exceptions: list[RuleException] = field(default_factory=list)
+    #: Where each condition starts in its file: field -> (line, col, block_scalar); the fields
+    #: are ``id``, ``match``, ``when``, ``watch`` and ``exceptions.<i>.when``.
+    positions: dict[str, Position] = field(default_factory=dict)
+    #: Each condition with the pack's lists and macros expanded (what Rust compiled).
+    expanded: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, Source] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass
+class WatchGroup:
+    """Watch rules reading the same metric and statistic, compiled together so one evaluation
+    per live series judges all of them."""
+
+    metric: str
+    statistic: str
+    rules: list[Rule]
+    compiled: _core.RuleSet
 
 
 @dataclass
 class LoadedRules:
+    #: Every rule, suggestion rules and watch rules, in file order.
     rules: list[Rule]
+    #: The suggestion rules (outcomes come back one per suggestion rule, in order).
     compiled: _core.RuleSet
     files: list[Path]
+    #: Every exception of every suggestion rule, as a rule `<rule id>#<exception name>`.
+    exceptions: _core.RuleSet | None = None
+    watch_groups: list[WatchGroup] = field(default_factory=list)
 
     @property
     def revision(self) -> str:
@@ -141,10 +191,73 @@ class LoadedRules:
         return {r.id: r for r in self.rules}
 
 
+def _position(node: ScalarNode) -> Position:
+    """Where a condition's text starts: block scalars start on the next line."""
+    quoted = node.style in ("'", '"')
+    return (
+        node.start_mark.line + 1,
+        node.start_mark.column + 1 + (1 if quoted else 0),
+        node.style in ("|", ">"),
+    )
+
+
+def _place_at(path: str | Path, pos: Position, line: int, col: int) -> str:
+    """Maps a line/column inside a condition to ``path:line:col`` in its file."""
+    start_line, start_col, block = pos
+    if block:
+        # Block scalars start on the next line; columns are relative to the indentation.
+        return f"{path}:{start_line + line}:{col}"
+    return f"{path}:{start_line + line - 1}:{(start_col + col - 1) if line == 1 else col}"
+
+
+class _AnyKey(set[str]):
+    """``mapping``'s allowed keys for lists and macros: any name (checked separately)."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+
+def _scalar_value(node: Node) -> str | int | float | None:
+    """A list item as YAML resolved it: strings and numbers only."""
+    if not isinstance(node, ScalarNode):
+        return None
+    if node.tag == "tag:yaml.org,2002:str":
+        return str(node.value)
+    if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+        loaded = yaml.safe_load(node.value)
+        return loaded if isinstance(loaded, (int, float)) and not isinstance(loaded, bool) else None
+    return None
+
+
+def _ident_offsets(src: str, name: str) -> list[int]:
+    """Where ``name`` occurs as a free identifier in ``src``."""
+    out, prev = [], ""
+    for t in celexpand.tokens(src):
+        if t.kind == "ident" and t.text == name and prev != ".":
+            out.append(t.start)
+        if not t.text.isspace():
+            prev = t.text
+    return out
+
+
+@dataclass
+class _Macro:
+    text: str
+    pos: Position
+    expanded: Source | None = None
+    state: str = "new"  # new | expanding | done | failed
+
+
 class _PackReader:
     def __init__(self, path: Path, errors: list[str]) -> None:
         self.path = path
         self.errors = errors
+        self.lists: dict[str, list[str | int | float]] = {}
+        self.macros: dict[str, _Macro] = {}
+
+    def error_at(self, pos: Position, text: str, offset: int, message: str) -> None:
+        line, col = celexpand.line_col(text, offset)
+        self.errors.append(f"{_place_at(self.path, pos, line, col)}: {message}")
 
     def error(self, node: Node | None, message: str) -> None:
         if node is None:
@@ -205,10 +318,12 @@ class _PackReader:
             self.error(root, "missing `pack` (the pack's name)")
         else:
             pack = self.scalar(top["pack"][1], "pack") or ""
-        if "lists" in top or "macros" in top:
-            node = top.get("lists", top.get("macros"))
-            assert node is not None
-            self.error(node[0], "`lists` and `macros` are not supported by this version yet")
+        if "lists" in top:
+            self.read_lists(top["lists"][1])
+        if "macros" in top:
+            self.read_macros(top["macros"][1])
+        for name in self.macros:
+            self.expand_macro(name, [])
         rules: list[Rule] = []
         if "rules" not in top:
             self.error(root, "missing `rules`")
@@ -222,6 +337,170 @@ class _PackReader:
             if rule is not None:
                 rules.append(rule)
         return pack, rules
+
+    def read_lists(self, node: Node) -> None:
+        for name, (key, value) in self.mapping(node, "lists", _AnyKey()).items():
+            if not _NAME.match(name):
+                self.error(key, f"list name `{name}` must be an identifier (letters, digits, '_')")
+                continue
+            if not isinstance(value, SequenceNode):
+                self.error(value, f"list `{name}` must be a sequence of strings or numbers")
+                continue
+            items: list[str | int | float] = []
+            kinds: set[str] = set()
+            for item in value.value:
+                v = _scalar_value(item)
+                if v is None:
+                    self.error(item, f"list `{name}`: items must be strings or numbers")
+                    continue
+                items.append(v)
+                kinds.add("string" if isinstance(v, str) else "number")
+            if len(kinds) > 1:
+                self.error(value, f"list `{name}` mixes strings and numbers")
+                continue
+            self.lists[name] = items
+
+    def read_macros(self, node: Node) -> None:
+        for name, (key, value) in self.mapping(node, "macros", _AnyKey()).items():
+            if not _NAME.match(name):
+                self.error(key, f"macro name `{name}` must be an identifier (letters, digits, '_')")
+                continue
+            if not isinstance(value, ScalarNode) or value.tag != "tag:yaml.org,2002:str":
+                self.error(value, f"macro `{name}` must be a CEL expression (a string)")
+                continue
+            self.macros[name] = _Macro(str(value.value), _position(value))
+
+    def _defined(self, namespace: str) -> str:
+        names = sorted(self.lists if namespace == "lists" else self.macros)
+        return f"this pack defines: {', '.join(names)}" if names else "this pack defines none"
+
+    def _expansions(
+        self, text: str, report: Callable[[int, str], None], stack: list[str]
+    ) -> tuple[list[Reference], dict[tuple[str, str], str | Source]] | None:
+        """The references in ``text`` and what each expands to; None if any is broken."""
+        refs, bad = celexpand.references(text)
+        ok = True
+        for offset, message in bad:
+            report(offset, message)
+            ok = False
+        expansions: dict[tuple[str, str], str | Source] = {}
+        for r in refs:
+            if r.namespace == "lists":
+                if r.name not in self.lists:
+                    report(
+                        r.start, f"unknown list `{r.name}` ({self._defined('lists')}; lists are pack-scoped)"
+                    )
+                    ok = False
+                else:
+                    expansions[("lists", r.name)] = celexpand.list_literal(self.lists[r.name])
+            elif r.name not in self.macros:
+                report(
+                    r.start, f"unknown macro `{r.name}` ({self._defined('macros')}; macros are pack-scoped)"
+                )
+                ok = False
+            else:
+                sub = self.expand_macro(r.name, stack, (report, r.start))
+                if sub is None:
+                    ok = False
+                else:
+                    expansions[("macros", r.name)] = sub
+        return (refs, expansions) if ok else None
+
+    def expand_macro(
+        self, name: str, stack: list[str], ref: tuple[Callable[[int, str], None], int] | None = None
+    ) -> Source | None:
+        """A macro's text with its own references expanded; cycles and over-deep chains fail."""
+        m = self.macros[name]
+        if m.state == "done":
+            return m.expanded
+        if m.state == "failed":
+            return None
+        if m.state == "expanding":
+            assert ref is not None
+            ref[0](ref[1], f"macros refer to each other in a cycle: {' -> '.join([*stack, name])}")
+            return None
+        if len(stack) >= celexpand.MAX_MACRO_DEPTH:
+            assert ref is not None
+            ref[0](
+                ref[1], f"macros nest deeper than {celexpand.MAX_MACRO_DEPTH} levels: {' -> '.join(stack)}"
+            )
+            return None
+        m.state = "expanding"
+
+        def report(offset: int, message: str) -> None:
+            self.error_at(m.pos, m.text, offset, f"macro `{name}`: {message}")
+
+        found = self._expansions(m.text, report, [*stack, name])
+        if found is None:
+            m.state = "failed"
+            return None
+        src = Source()
+        src.add(f"macros.{name}", m.text, *found)
+        if len(src.text.encode()) > celexpand.MAX_EXPANDED_BYTES:
+            report(0, f"expands to {len(src.text.encode())} bytes, more than {celexpand.MAX_EXPANDED_BYTES}")
+            m.state = "failed"
+            return None
+        m.state, m.expanded = "done", src
+        return src
+
+    def condition(self, rule: Rule, key: str, node: Node, what: str) -> str | None:
+        """Reads a CEL condition, records where it starts and expands its references."""
+        text = self.scalar(node, what)
+        if text is None:
+            return None
+        assert isinstance(node, ScalarNode)
+        pos = _position(node)
+        rule.positions[key] = pos
+
+        def report(offset: int, message: str) -> None:
+            self.error_at(pos, text, offset, f"rule `{rule.id}` {what}: {message}")
+
+        found = self._expansions(text, report, [])
+        if found is not None:
+            src = Source()
+            src.add(key, text, *found)
+            rule.sources[key] = src
+            rule.expanded[key] = src.text
+            for name, m in self.macros.items():  # where the macros it uses are written
+                if any(s.field == f"macros.{name}" for s in src.spans):
+                    rule.positions[f"macros.{name}"] = m.pos
+            if rule.kind == "watch":
+                for offset in _ident_offsets(src.text, "suggestion"):
+                    fld, off, written = src.locate(*celexpand.line_col(src.text, offset))
+                    where = _place_at(
+                        self.path, rule.positions.get(fld or key, pos), *celexpand.line_col(written, off)
+                    )
+                    self.errors.append(
+                        f"{where}: rule `{rule.id}` {what}: watch rules have no `suggestion`; "
+                        "use `series`, `signal` and `baseline`"
+                    )
+                    break
+        return text
+
+    def exceptions(self, rule: Rule, node: Node) -> None:
+        if not isinstance(node, SequenceNode):
+            self.error(node, "exceptions must be a list of {name, when}")
+            return
+        names: set[str] = set()
+        for i, enode in enumerate(node.value):
+            f = self.mapping(enode, "an exception", EXCEPTION_FIELDS)
+            if "name" not in f or "when" not in f:
+                self.error(enode, "an exception needs a `name` and a `when` (a CEL condition)")
+                continue
+            name = self.scalar(f["name"][1], "name") or ""
+            if not _ID.match(name):
+                self.error(
+                    f["name"][1],
+                    f"exception name `{name}` must be lowercase letters, digits, '.', '_' or '-'",
+                )
+                continue
+            if name in names:
+                self.error(f["name"][1], f"rule `{rule.id}`: two exceptions are named `{name}`")
+                continue
+            names.add(name)
+            when = self.condition(rule, f"exceptions.{i}.when", f["when"][1], f"exception `{name}` when")
+            if when is not None:
+                rule.exceptions.append(RuleException(name, when))
 
     def effect(self, node: Node, what: str) -> Effect | None:
         if isinstance(node, ScalarNode):
@@ -248,6 +527,25 @@ class _PackReader:
         if not _ID.match(rid):
             self.error(f["id"][1], f"rule id `{rid}` must be lowercase letters, digits, '.', '_' or '-'")
         rule = Rule(id=rid, pack=pack, source=str(self.path))
+        id_node = f["id"][1]
+        rule.positions["id"] = (id_node.start_mark.line + 1, id_node.start_mark.column + 1, False)
+        if "watch" in f:
+            rule.kind = "watch"
+            if "match" in f:
+                self.error(
+                    f["watch"][0],
+                    f"rule `{rid}`: a rule has either `match` (judges suggestions) "
+                    "or `watch` (raises findings), not both",
+                )
+            for name in ("then", "otherwise", "protect"):
+                if name in f:
+                    self.error(f[name][0], f"rule `{rid}`: a watch rule raises findings; it has no `{name}`")
+        if "protect" in f:
+            pnode = f["protect"][1]
+            if not (isinstance(pnode, ScalarNode) and pnode.tag == "tag:yaml.org,2002:bool"):
+                self.error(pnode, "protect must be true or false")
+            else:
+                rule.protect = pnode.value.lower() in ("true", "yes", "on")
         for name in ("title", "description"):
             if name in f:
                 setattr(rule, name, self.scalar(f[name][1], name) or "")
@@ -275,26 +573,34 @@ class _PackReader:
                 rule.tags = [str(t.value) for t in tnode.value]
             else:
                 self.error(tnode, "tags must be a list of strings")
-        if "match" not in f:
+        if "match" not in f and "watch" not in f:
             self.error(node, f"rule `{rid}`: missing `match` (a CEL condition over `suggestion`)")
-        for name in ("match", "when"):
+        for name in ("match", "watch", "when"):
             if name in f:
-                v = f[name][1]
-                text = self.scalar(v, name)
+                text = self.condition(rule, name, f[name][1], name)
                 if text is not None:
                     setattr(rule, name, text)
-                    assert isinstance(v, ScalarNode)
-                    block = v.style in ("|", ">")
-                    quoted = v.style in ("'", '"')
-                    rule.positions[name] = (
-                        v.start_mark.line + 1,
-                        v.start_mark.column + 1 + (1 if quoted else 0),
-                        block,
-                    )
+        if "exceptions" in f:
+            self.exceptions(rule, f["exceptions"][1])
         if "signal" in f:
             rule.signal = self.signal(f["signal"][1], f.get("baseline"))
+            if rule.kind == "watch" and rule.signal and str(rule.signal.get("metric", "")).startswith("$"):
+                self.error(
+                    f["signal"][1],
+                    f"rule `{rid}`: a watch rule names its metric; there is no claim to take it from",
+                )
         elif "baseline" in f:
             self.error(f["baseline"][0], "`baseline` needs a `signal`")
+        if rule.kind == "watch":
+            if "signal" not in f:
+                self.error(
+                    node, f"rule `{rid}`: a watch rule needs a `signal` (the metric whose series it watches)"
+                )
+            if "when" not in f:
+                self.error(
+                    node, f"rule `{rid}`: a watch rule needs a `when` (the condition that raises a finding)"
+                )
+            return rule if len(self.errors) == n_errors else None
         if "then" in f:
             rule.then = self.effect(f["then"][1], "then")
         else:
@@ -355,11 +661,145 @@ def pack_files(paths: Iterable[Path]) -> list[Path]:
 
 def _place(rule: Rule, field_name: str, line: int, col: int) -> str:
     """Maps a position inside a condition to its position in the file."""
-    start_line, start_col, block = rule.positions.get(field_name, (1, 1, False))
-    if block:
-        # Block scalars start on the next line; columns are relative to the indentation.
-        return f"{rule.source}:{start_line + line}:{col}"
-    return f"{rule.source}:{start_line + line - 1}:{(start_col + col - 1) if line == 1 else col}"
+    return _place_at(rule.source, rule.positions.get(field_name, (1, 1, False)), line, col)
+
+
+@dataclass
+class _Spec:
+    """One condition set handed to Rust, and how to map its errors back to the file."""
+
+    rule: Rule
+    #: Rust field (``match``/``when``) -> the expanded source and what to call it in messages.
+    fields: dict[str, tuple[Source, dict[str, str]]]
+
+
+def _signal_spec(rule: Rule, min_history: int) -> dict[str, Any] | None:
+    if rule.signal is None:
+        return None
+    return {"min_history": min_history, **{k: v for k, v in rule.signal.items() if k != "window"}}
+
+
+def _compile(
+    specs: list[dict[str, Any]],
+    meta: dict[str, _Spec],
+    digest: str,
+    functions: dict[str, Callable[..., Any]] | None,
+    errors: list[str],
+) -> _core.RuleSet | None:
+    try:
+        return _core.RuleSet(json.dumps(specs), digest, functions or None)
+    except _core.RuleCompileError as e:
+        for rid, fld, line, col, msg in e.errors:
+            spec = meta.get(rid)
+            if spec is None:  # e.g. a plugin function clashing with a built-in one
+                errors.append(f"<rule functions>:1:1: {msg}")
+                continue
+            rule = spec.rule
+            if fld not in spec.fields:
+                line_, col_, _ = rule.positions.get("id", (1, 1, False))
+                errors.append(f"{rule.source}:{line_}:{col_}: rule `{rule.id}` {fld}: {msg}")
+                continue
+            src, labels = spec.fields[fld]
+            key, offset, written = src.locate(line, col)
+            if key is None:
+                key = next(iter(labels))
+            where = _place(rule, key, *celexpand.line_col(written, offset))
+            label = labels.get(key) or f"macro `{key.split('.', 1)[-1]}`"
+            message = f"{where}: rule `{rule.id}` {label}: {msg}"
+            if message not in errors:  # a match shared by a rule and its exceptions fails once
+                errors.append(message)
+        return None
+
+
+def _exception_label(rule: Rule, key: str) -> str:
+    return f"exception `{rule.exceptions[int(key.split('.')[1])].name}` when"
+
+
+def _build(
+    rules: list[Rule], digest: str, min_history: int, functions: dict[str, Callable[..., Any]] | None
+) -> tuple[_core.RuleSet | None, _core.RuleSet | None, list[WatchGroup], list[str]]:
+    """Compiles the suggestion rules, their exceptions and the watch rules (one set per
+    metric and statistic); returns every error of every set."""
+    errors: list[str] = []
+    specs: list[dict[str, Any]] = []
+    meta: dict[str, _Spec] = {}
+    exc_specs: list[dict[str, Any]] = []
+    exc_meta: dict[str, _Spec] = {}
+    groups: dict[tuple[str, str], tuple[list[Rule], list[dict[str, Any]], dict[str, _Spec]]] = {}
+    for r in rules:
+        signal = _signal_spec(r, min_history)
+        if r.kind == "watch":
+            # One condition: the selector, the condition, and no exception holding.
+            src = Source()
+            src.glue("(")
+            src.extend(r.sources["watch"])
+            src.glue(") && (")
+            src.extend(r.sources["when"])
+            src.glue(")")
+            labels = {"watch": "watch", "when": "when"}
+            for i in range(len(r.exceptions)):
+                key = f"exceptions.{i}.when"
+                src.glue(" && !(")
+                src.extend(r.sources[key])
+                src.glue(")")
+                labels[key] = _exception_label(r, key)
+            assert r.signal is not None
+            group = groups.setdefault((r.signal["metric"], r.signal["statistic"]), ([], [], {}))
+            group[0].append(r)
+            group[1].append({"id": r.id, "match": "true", "when": src.text, "signal": signal})
+            group[2][r.id] = _Spec(r, {"when": (src, labels)})
+            continue
+        match_src = r.sources.get("match") or _plain("match", r.match)
+        fields = {"match": (match_src, {"match": "match"})}
+        spec: dict[str, Any] = {"id": r.id, "match": match_src.text, "when": None}
+        if r.when is not None:
+            when_src = r.sources.get("when") or _plain("when", r.when)
+            spec["when"] = when_src.text
+            fields["when"] = (when_src, {"when": "when"})
+        if signal is not None:
+            spec["signal"] = signal
+        specs.append(spec)
+        meta[r.id] = _Spec(r, fields)
+        for i, exc in enumerate(r.exceptions):
+            key = f"exceptions.{i}.when"
+            esrc = r.sources.get(key) or _plain(key, exc.when)
+            eid = f"{r.id}#{exc.name}"
+            # An exception about the suggestion alone is judged even when the evidence is missing.
+            reads_evidence = bool(celexpand.free_identifiers(esrc.text) & EVIDENCE_VARIABLES)
+            exc_specs.append(
+                {
+                    "id": eid,
+                    "match": match_src.text,
+                    "when": esrc.text,
+                    "signal": signal if reads_evidence else None,
+                }
+            )
+            exc_meta[eid] = _Spec(
+                r, {"match": (match_src, {"match": "match"}), "when": (esrc, {key: _exception_label(r, key)})}
+            )
+    compiled = _compile(specs, meta, digest, functions, errors)
+    exceptions = _compile(exc_specs, exc_meta, digest, functions, errors) if exc_specs else None
+    watch_groups: list[WatchGroup] = []
+    for (metric, statistic), (grules, gspecs, gmeta) in groups.items():
+        for spec in gspecs:
+            text = spec["when"]
+            if len(text.encode()) > celexpand.MAX_EXPANDED_BYTES:
+                r = gmeta[spec["id"]].rule
+                line, col, _ = r.positions.get("watch", (1, 1, False))
+                errors.append(
+                    f"{r.source}:{line}:{col}: rule `{r.id}`: watch, when and exceptions together are "
+                    f"{len(text.encode())} bytes, more than {celexpand.MAX_EXPANDED_BYTES}"
+                )
+        gcompiled = _compile(gspecs, gmeta, digest, functions, errors)
+        if gcompiled is not None:
+            watch_groups.append(WatchGroup(metric, statistic, grules, gcompiled))
+    return compiled, exceptions, watch_groups, errors
+
+
+def _plain(key: str, text: str) -> Source:
+    src = Source()
+    src.add(key, text, [], {})
+    return src
 
 
 def load_rules(
@@ -395,30 +835,19 @@ def load_rules(
     seen: dict[str, Rule] = {}
     for r in rules:
         if r.id in seen:
+            line, col, _ = r.positions.get("id", (1, 1, False))
+            first = seen[r.id]
             errors.append(
-                f"{r.source}:{r.positions.get('match', (1, 1, False))[0]}:1: duplicate rule id "
-                f"`{r.id}` (first defined in {seen[r.id].source})"
+                f"{r.source}:{line}:{col}: duplicate rule id `{r.id}` (first defined at "
+                f"{first.source}:{first.positions.get('id', (1, 1, False))[0]})"
             )
         else:
             seen[r.id] = r
     if errors:
         raise RulePackError(errors)
-    specs = []
-    for r in rules:
-        spec: dict[str, Any] = {"id": r.id, "match": r.match, "when": r.when}
-        if r.signal is not None:
-            spec["signal"] = {
-                "min_history": min_history,
-                **{k: v for k, v in r.signal.items() if k != "window"},
-            }
-        specs.append(spec)
-    try:
-        compiled = _core.RuleSet(json.dumps(specs), digest.hexdigest(), functions or None)
-    except _core.RuleCompileError as e:
-        by_id = {r.id: r for r in rules}
-        lines = [
-            f"{_place(by_id[rid], fld, line, col)}: rule `{rid}` {fld}: {msg}"
-            for rid, fld, line, col, msg in e.errors
-        ]
-        raise RulePackError(lines) from None
-    return LoadedRules(rules=rules, compiled=compiled, files=files)
+    compiled, exceptions, watch_groups, errors = _build(rules, digest.hexdigest(), min_history, functions)
+    if errors or compiled is None:
+        raise RulePackError(errors)
+    return LoadedRules(
+        rules=rules, compiled=compiled, files=files, exceptions=exceptions, watch_groups=watch_groups
+    )
