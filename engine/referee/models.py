@@ -114,6 +114,10 @@ class RuleTrace(BaseModel):
     error: str | None = None
     signal: dict[str, Any] | None = None
     baseline: dict[str, Any] | None = None
+    #: The exception that applied (the rule then has no effect).
+    exception: str | None = None
+    #: True for a protective rule (its confirm or inconclusive cannot be overridden by a suppression).
+    protect: bool | None = None
 
 
 class Verdict(BaseModel):
@@ -141,3 +145,30 @@ class Verdict(BaseModel):
     settles_at: datetime | None = Field(
         default=None, description="When a pending verdict is re-evaluated for the last time."
     )
+
+
+class Finding(BaseModel):
+    """What a watch rule saw on a live series without any suggestion: a possible miss.
+
+    One finding stays open per (rule, series) while the rule's condition holds; ``closed_at``
+    is set when it stops holding."""
+
+    finding_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    rule_id: str
+    severity: Literal["info", "warning", "critical"] = "warning"
+    subject: dict[str, str] = Field(description="The series' attributes.")
+    metric: str
+    statistic: str
+    observed: float | None = None
+    expected: float | None = None
+    band: Band | None = None
+    score: float | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    found_at: datetime
+    closed_at: datetime | None = None
+    rules_revision: str | None = None
+
+    @property
+    def service(self) -> str | None:
+        return self.subject.get("service.name")

@@ -5,14 +5,18 @@ rule's outcome into an effect and combines the effects deterministically:
 
 1. a rule with ``mode: off`` is skipped; ``shadow`` rules are evaluated and traced but only
    decide when no ``enforce`` rule produced an effect (the verdict is then marked ``shadow``);
-2. a matched rule whose evidence is missing (no series, no points in the window, history
+2. a matched rule one of whose ``exceptions`` holds yields no effect (the trace names the
+   exception), whatever its evidence;
+3. a matched rule whose evidence is missing (no series, no points in the window, history
    shorter than the minimum), or any rule whose ``match`` or ``when`` failed to evaluate,
    yields ``inconclusive``;
-3. otherwise ``when`` true yields ``then``, false yields ``otherwise`` (no effect if absent);
-4. only the effects of the highest ``priority`` present count; among them
+4. otherwise ``when`` true yields ``then``, false yields ``otherwise`` (no effect if absent);
+5. protection: when a ``protect: true`` rule among the deciding effects yields ``confirm`` or
+   ``inconclusive``, every ``suppress`` among them is dropped, whatever its priority;
+6. only the effects of the highest ``priority`` present count; among them
    ``confirm`` beats ``inconclusive`` beats ``suppress``: a suggestion is suppressed only
    when every top-priority rule says so, and never on missing evidence;
-5. no effect at all is ``inconclusive`` ("no rule judges this claim").
+7. no effect at all is ``inconclusive`` ("no rule judges this claim").
 """
 
 from __future__ import annotations
@@ -50,6 +54,48 @@ def _effect_of(rule: Rule, outcome: dict[str, Any]) -> Effect | None:
     if outcome.get("missing"):
         return Effect("inconclusive", f"evidence missing: {outcome['missing']}")
     return rule.then if outcome.get("when") else rule.otherwise
+
+
+Decision = tuple[Rule, RuleTrace, Effect]
+
+
+def combine(effects: list[Decision]) -> tuple[str | None, list[Decision], str]:
+    """Steps 1 and 5-7 above: the verdict (None when no rule has an effect), the rules that
+    decided it (in file order) and the mode (``enforce``, or ``shadow`` when only shadow rules
+    had effects)."""
+    mode = "enforce"
+    deciding = [e for e in effects if e[0].mode == "enforce"]
+    if not deciding and effects:
+        deciding, mode = [e for e in effects if e[0].mode == "shadow"], "shadow"
+    if not deciding:
+        return None, [], mode
+    if any(r.protect and eff.verdict != "suppress" for r, _, eff in deciding):
+        deciding = [e for e in deciding if e[2].verdict != "suppress"]
+    top = max(r.priority for r, _, _ in deciding)
+    group = [e for e in deciding if e[0].priority == top]
+    verdict = max((e[2].verdict for e in group), key=lambda v: _STRENGTH[v])
+    return verdict, [e for e in group if e[2].verdict == verdict], mode
+
+
+def applied_exceptions(
+    rules: LoadedRules,
+    store: _core.SeriesStore,
+    suggestion_json: str,
+    at_ms: int,
+    outcomes: list[dict[str, Any]],
+) -> dict[str, str]:
+    """Rule id -> the first of its exceptions (in the order written) that holds, for the
+    matched rules that have exceptions. Evaluated only when such a rule matched."""
+    by_id = rules.by_id
+    wanted = {o["id"] for o in outcomes if o["matched"] and by_id[o["id"]].exceptions}
+    if rules.exceptions is None or not wanted:
+        return {}
+    applied: dict[str, str] = {}
+    for o in json.loads(rules.exceptions.evaluate(store, suggestion_json, at_ms)):
+        rid, name = o["id"].split("#", 1)
+        if rid in wanted and rid not in applied and o["matched"] and o.get("when") is True:
+            applied[rid] = name
+    return applied
 
 
 def _ms_to_dt(ms: int) -> datetime:
@@ -113,16 +159,17 @@ class Decider:
         rules = self.rules  # one consistent rule set for the whole decision, even during a reload
         at = at or suggestion.created_at
         at_ms = int(at.timestamp() * 1000)
-        payload = suggestion.model_dump(mode="json", exclude_none=True)
-        outcomes = json.loads(rules.compiled.evaluate(self.store, json.dumps(payload), at_ms))
+        payload = json.dumps(suggestion.model_dump(mode="json", exclude_none=True))
+        outcomes = json.loads(rules.compiled.evaluate(self.store, payload, at_ms))
         by_id = rules.by_id
+        outcomes = [o for o in outcomes if by_id[o["id"]].mode != "off"]
+        applied = applied_exceptions(rules, self.store, payload, at_ms, outcomes)
         traces: list[RuleTrace] = []
-        effects: list[tuple[Rule, RuleTrace, Effect]] = []
+        effects: list[Decision] = []
         for outcome in outcomes:
             rule = by_id[outcome["id"]]
-            if rule.mode == "off":
-                continue
-            effect = _effect_of(rule, outcome)
+            exception = applied.get(rule.id)
+            effect = None if exception else _effect_of(rule, outcome)
             trace = RuleTrace(
                 rule_id=rule.id,
                 mode=rule.mode,  # type: ignore[arg-type]
@@ -130,30 +177,26 @@ class Decider:
                 matched=outcome["matched"],
                 when=outcome.get("when"),
                 effect=effect.verdict if effect else None,  # type: ignore[arg-type]
-                reason=effect.reason if effect else None,
+                reason=effect.reason
+                if effect
+                else (f"exception `{exception}` applies" if exception else None),
                 missing=outcome.get("missing"),
                 error=outcome.get("error"),
                 signal=outcome.get("signal"),
                 baseline=outcome.get("baseline"),
+                exception=exception,
+                protect=rule.protect or None,
             )
             traces.append(trace)
             if effect is not None:
                 effects.append((rule, trace, effect))
 
-        mode = "enforce"
         reason: str | None
-        chosen: list[tuple[Rule, RuleTrace, Effect]]
-        deciding = [e for e in effects if e[0].mode == "enforce"]
-        if not deciding and effects:
-            deciding, mode = effects, "shadow"
-        if not deciding:
-            verdict, reason, chosen = "inconclusive", f"no rule judges {suggestion.claim.kind} claims", []
+        decided, chosen, mode = combine(effects)
+        if decided is None:
+            verdict, reason = "inconclusive", f"no rule judges {suggestion.claim.kind} claims"
         else:
-            top = max(r.priority for r, _, _ in deciding)
-            group = [e for e in deciding if e[0].priority == top]
-            verdict = max((e[2].verdict for e in group), key=lambda v: _STRENGTH[v])
-            chosen = [e for e in group if e[2].verdict == verdict]
-            reason = chosen[0][2].reason
+            verdict, reason = decided, chosen[0][2].reason
         # Evidence comes from the deciding rule, or, when none had any, the first rule that did.
         evidence_trace = next((t for _, t, _ in chosen if t.signal), None) or next(
             (t for t in traces if t.signal), None
