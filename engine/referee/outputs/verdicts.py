@@ -10,15 +10,17 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from referee.models import Verdict
+from referee.models import Finding, Verdict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -48,6 +50,27 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt);
 """
 
 
+#: Findings raised by watch rules; at most one open (closed_at NULL) per rule and series.
+FINDINGS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS findings (
+    finding_id  TEXT PRIMARY KEY,
+    rule_id     TEXT NOT NULL,
+    series_key  TEXT NOT NULL,
+    service     TEXT,
+    found_at    TEXT NOT NULL,
+    closed_at   TEXT,
+    body        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS findings_open ON findings (rule_id, series_key) WHERE closed_at IS NULL;
+CREATE INDEX IF NOT EXISTS findings_found_at ON findings (found_at);
+"""
+
+
+def series_key(metric: str, statistic: str, attributes: dict[str, str]) -> str:
+    """One string per series: metric, statistic and sorted attributes."""
+    return json.dumps([metric, statistic, sorted(attributes.items())], separators=(",", ":"))
+
+
 @dataclass
 class Delivery:
     decision_id: str
@@ -70,6 +93,7 @@ class VerdictStore:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+            self._conn.executescript(FINDINGS_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -206,3 +230,80 @@ class VerdictStore:
             return int(
                 self._conn.execute("SELECT count(*) FROM deliveries WHERE status = 'pending'").fetchone()[0]
             )
+
+    # --- findings -----------------------------------------------------------------------------
+
+    def add_finding(self, finding: Finding) -> Finding:
+        """Stores a finding unless one is already open for its rule and series; returns the
+        stored one (the earlier finding while the condition keeps holding)."""
+        key = series_key(finding.metric, finding.statistic, finding.subject)
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT body FROM findings WHERE rule_id = ? AND series_key = ? AND closed_at IS NULL",
+                (finding.rule_id, key),
+            ).fetchone()
+            if row:
+                return Finding.model_validate_json(row["body"])
+            db.execute(
+                "INSERT INTO findings VALUES (?, ?, ?, ?, ?, NULL, ?)",
+                (
+                    finding.finding_id,
+                    finding.rule_id,
+                    key,
+                    finding.service,
+                    finding.found_at.isoformat(),
+                    finding.model_dump_json(),
+                ),
+            )
+        return finding
+
+    def close_finding(self, rule_id: str, key: str, at: datetime) -> Finding | None:
+        """Closes the open finding of a rule on a series (``series_key``), if there is one."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT body FROM findings WHERE rule_id = ? AND series_key = ? AND closed_at IS NULL",
+                (rule_id, key),
+            ).fetchone()
+            if not row:
+                return None
+            finding = Finding.model_validate_json(row["body"])
+            finding.closed_at = at
+            db.execute(
+                "UPDATE findings SET closed_at = ?, body = ? WHERE finding_id = ?",
+                (at.isoformat(), finding.model_dump_json(), finding.finding_id),
+            )
+        return finding
+
+    def open_findings(self) -> dict[tuple[str, str], str]:
+        """(rule id, series key) -> finding id of every open finding."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT rule_id, series_key, finding_id FROM findings WHERE closed_at IS NULL"
+            ).fetchall()
+        return {(r["rule_id"], r["series_key"]): r["finding_id"] for r in rows}
+
+    def findings(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        service: str | None = None,
+        limit: int = 10_000,
+    ) -> list[Finding]:
+        """Findings raised in [since, until) (by ``found_at``), newest first."""
+        where, args = [], []
+        if since is not None:
+            where.append("found_at >= ?")
+            args.append(since.astimezone(UTC).isoformat())
+        if until is not None:
+            where.append("found_at < ?")
+            args.append(until.astimezone(UTC).isoformat())
+        if service is not None:
+            where.append("service = ?")
+            args.append(service)
+        sql = "SELECT body FROM findings"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY found_at DESC, rowid DESC LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, (*args, limit)).fetchall()
+        return [Finding.model_validate_json(r["body"]) for r in rows]
