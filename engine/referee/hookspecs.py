@@ -41,7 +41,15 @@ class VerdictSink(Protocol):
 
 
 class SinkRetryableError(Exception):
-    """A delivery failed for a reason that may pass (timeouts, 429, 5xx): try again later."""
+    """A delivery failed for a reason that may pass (timeouts, 429, 5xx): try again later.
+
+    ``retry_after`` (seconds) is the destination's own ``Retry-After``, when it sent one: the
+    delivery worker waits that long instead of its exponential backoff.
+    """
+
+    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SuggestionSource(Protocol):

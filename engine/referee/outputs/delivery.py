@@ -1,7 +1,8 @@
 """The delivery worker: drains the outbox into the verdict sinks, with backoff.
 
 Retryable failures (``SinkRetryableError``: timeouts, 429, 5xx) are retried with exponential
-backoff (1 s doubling to 5 min, with jitter); any other exception marks the delivery failed
+backoff (1 s doubling to 5 min, with jitter), or after the destination's ``Retry-After`` when
+the error carries one (capped at an hour); any other exception marks the delivery failed
 and is logged with the sink's message (sinks never put secrets in messages).
 """
 
@@ -18,6 +19,8 @@ from referee.outputs.verdicts import Delivery, VerdictStore
 log = logging.getLogger("referee.delivery")
 
 MAX_BACKOFF_S = 300.0
+#: A Retry-After longer than this is treated as this: a typo in a proxy must not park a verdict for days.
+MAX_RETRY_AFTER_S = 3600.0
 
 
 def backoff(attempts: int) -> float:
@@ -55,7 +58,7 @@ class DeliveryWorker:
         try:
             ref = sink.deliver(verdict, suggestion, d.ref)
         except SinkRetryableError as e:
-            delay = backoff(d.attempts)
+            delay = backoff(d.attempts) if e.retry_after is None else min(MAX_RETRY_AFTER_S, e.retry_after)
             log.warning(
                 "delivery of %s to %s failed, retrying in %.0f s: %s", d.decision_id, d.sink, delay, e
             )

@@ -54,9 +54,8 @@ class GrafanaRetryableError(SinkRetryableError):
     """
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, retry_after=retry_after)
         self.status = status
-        self.retry_after = retry_after
 
 
 class GrafanaAnnotationSink:
