@@ -42,6 +42,10 @@ test: install ## Run the whole suite: Rust unit tests, rule pack checks, Python 
 bench: install ## Run the benchmarks; results in bench/results.json
 	$(BIN)/python -m bench.run --out bench/results.json
 
+.PHONY: bench-quality
+bench-quality: install ## NAB score and copilot verdict benchmark via replay; results in bench/quality.json
+	$(BIN)/python -m bench.quality --out bench/quality.json
+
 .PHONY: lint
 lint: install ## ruff, mypy (+ stubtest for the compiled core), cargo fmt --check, cargo clippy
 	$(BIN)/ruff check engine plugins tests bench

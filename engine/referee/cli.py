@@ -116,6 +116,55 @@ def schema(
 
 
 @app.command()
+def replay(
+    series: Annotated[
+        list[Path],
+        typer.Argument(help="Series files: CSV (timestamp,value[,metric][,attrs]) or OTLP/JSON lines."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")],
+    suggestions: Annotated[
+        Path | None, typer.Option(help="Suggestion v1 JSON lines, each decided at its created_at.")
+    ] = None,
+    rules: Annotated[
+        list[Path] | None, typer.Option("--rules", "-r", help="Rule pack file or directory (repeatable).")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="Metric name for CSV files without a metric column.")] = "value",
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUE for CSV files without attribute columns (repeatable)."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Replay series and suggestions through the same rules and baselines as `serve`.
+
+    Writes OUT/verdicts.jsonl (Verdict v1) and OUT/scores/<series>.csv
+    (timestamp,value,expected,lower,upper,score). Deterministic: two runs give identical files.
+    """
+    from referee.config import Settings
+    from referee.decision.rulepack import RulePackError
+    from referee.replay import ReplayError
+    from referee.replay import replay as run_replay
+
+    attrs: dict[str, str] = {}
+    for pair in attribute or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--attribute")
+        attrs[key] = value
+    settings = Settings.load(config, rules=rules or None)
+    try:
+        result = run_replay(series, out, settings, suggestions, metric, attrs, progress=True)
+    except (ReplayError, RulePackError) as e:
+        Console(stderr=True).print(f"[red]replay failed:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    counts: dict[str, int] = {}
+    for v in result.verdicts:
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    summary = ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "no suggestions"
+    typer.echo(f"{len(result.series)} series, {len(result.verdicts)} verdicts ({summary}) -> {out}")
+
+
+@app.command()
 def version() -> None:
     """Print the version of Referee and its core."""
     from referee import __version__, _core

@@ -1,0 +1,260 @@
+"""``referee replay``: CSV and OTLP/JSON inputs, NAB's irregular files, suggestions decided with
+only the data up to their created_at, and byte-identical outputs across runs."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from referee.cli import app
+from referee.config import Settings
+from referee.replay import ReplayError, parse_timestamp, replay
+
+DATA = Path(__file__).parent / "data" / "nab"
+RULES = Path(__file__).resolve().parents[1] / "rules"
+ANOMALY_PACK = """\
+referee: 1
+pack: test-anomaly
+rules:
+  - id: test.anomaly.band
+    match: suggestion.claim.kind == "anomaly"
+    signal:
+      metric: value
+      window: 30m
+    when: signal.max > baseline.upper || signal.min < baseline.lower
+    then: {verdict: confirm, reason: outside the band}
+    otherwise: {verdict: suppress, reason: inside the band}
+"""
+
+
+def _unzip(name: str, tmp: Path) -> Path:
+    out = tmp / f"{name}.csv"
+    out.write_bytes(gzip.decompress((DATA / f"{name}.csv.gz").read_bytes()))
+    return out
+
+
+def _settings(tmp: Path, rules: Path | None = None) -> Settings:
+    return Settings.load(None, env={}, rules=[rules or RULES], database=tmp / "unused.db")
+
+
+def _scores(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize(
+    ("name", "irregular"),
+    [
+        ("ec2_request_latency_system_failure", True),  # 11 duplicate timestamps
+        ("machine_temperature_system_failure", True),  # one step backwards
+        ("ambient_temperature_system_failure", False),  # gaps of up to 7 days
+        ("exchange-2_cpc_results", True),  # ~21 h gaps, one repeated timestamp
+    ],
+)
+def test_irregular_nab_files(tmp_path: Path, name: str, irregular: bool) -> None:
+    src = _unzip(name, tmp_path)
+    rows = src.read_text().splitlines()[1:]
+    # What the store must count: a repeat of the latest timestamp is a duplicate, anything
+    # earlier is out of order.
+    duplicates = backwards = 0
+    latest = ""
+    for row in rows:
+        ts = row.split(",")[0]
+        duplicates += ts == latest
+        backwards += ts < latest
+        latest = max(latest, ts)
+    assert (duplicates + backwards > 0) == irregular
+    result = replay([src], tmp_path / "out", _settings(tmp_path))
+    scores = _scores(tmp_path / "out" / "scores" / f"{name}.csv")
+    assert list(scores[0]) == ["timestamp", "value", "expected", "lower", "upper", "score"]
+    stamps = [parse_timestamp(r["timestamp"]) for r in scores]
+    assert all(a < b for a, b in itertools.pairwise(stamps)), "scores must be in time order"
+    assert len(scores) == result.stats["points_accepted"]
+    assert result.stats["points_accepted"] + result.stats["points_rejected"] == len(rows)
+    assert result.stats["duplicates"] == duplicates
+    assert result.stats["out_of_order"] == backwards
+    # Causal scores in [0, 1]; the first points have no band yet.
+    assert scores[0]["expected"] == ""
+    assert all(0.0 <= float(r["score"]) <= 1.0 for r in scores)
+    assert sum(r["expected"] != "" for r in scores) > 0.9 * len(scores)
+
+
+def _suggestion(i: int, at: datetime, service: str) -> str:
+    return json.dumps(
+        {
+            "id": f"s{i}",
+            "source": "test",
+            "created_at": at.isoformat(),
+            "subject": {"service.name": service},
+            "claim": {"kind": "anomaly", "signal": "value", "direction": "up"},
+        }
+    )
+
+
+def _series_with_spike(tmp: Path) -> tuple[Path, datetime, datetime]:
+    """A quiet series with a spike: returns the file, a time before and a time in the spike."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    path = tmp / "web.csv"
+    lines = ["timestamp,value"]
+    for i in range(600):
+        v = 10.0 + (i % 5) * 0.1 + (50.0 if 400 <= i < 406 else 0.0)
+        lines.append(f"{(start + timedelta(minutes=5 * i)).strftime('%Y-%m-%d %H:%M:%S')},{v}")
+    path.write_text("\n".join(lines) + "\n")
+    return path, start + timedelta(minutes=5 * 390), start + timedelta(minutes=5 * 403)
+
+
+def test_suggestions_are_decided_with_data_up_to_created_at(tmp_path: Path) -> None:
+    pack = tmp_path / "anomaly.yaml"
+    pack.write_text(ANOMALY_PACK)
+    series, before, during = _series_with_spike(tmp_path)
+    sugg = tmp_path / "s.jsonl"
+    # Written out of order: replay sorts by created_at.
+    sugg.write_text(_suggestion(2, during, "web") + "\n" + _suggestion(1, before, "web") + "\n")
+    result = replay([series], tmp_path / "out", _settings(tmp_path, pack), sugg)
+    by_id = {v.suggestion_id: v for v in result.verdicts}
+    assert [v.suggestion_id for v in result.verdicts] == ["s1", "s2"]
+    assert by_id["s1"].verdict == "suppress", by_id["s1"].explanation
+    assert by_id["s2"].verdict == "confirm", by_id["s2"].explanation
+    assert by_id["s1"].evidence.window_end is not None and by_id["s1"].evidence.window_end <= before
+    assert by_id["s2"].decided_at == during
+    lines = (tmp_path / "out" / "verdicts.jsonl").read_text().splitlines()
+    assert [json.loads(x)["suggestion_id"] for x in lines] == ["s1", "s2"]
+
+
+def test_replay_is_deterministic(tmp_path: Path) -> None:
+    pack = tmp_path / "anomaly.yaml"
+    pack.write_text(ANOMALY_PACK)
+    series, before, _ = _series_with_spike(tmp_path)
+    nab = _unzip("ec2_request_latency_system_failure", tmp_path)
+    sugg = tmp_path / "s.jsonl"
+    sugg.write_text(
+        "\n".join(_suggestion(i, before + timedelta(minutes=7 * i), "web") for i in range(20)) + "\n"
+    )
+    outs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        res = CliRunner().invoke(
+            app,
+            [
+                "replay",
+                str(series),
+                str(nab),
+                "--out",
+                str(out),
+                "--suggestions",
+                str(sugg),
+                "--rules",
+                str(pack),
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        outs.append(out)
+    files_a = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
+    files_b = sorted(p.relative_to(outs[1]) for p in outs[1].rglob("*") if p.is_file())
+    assert files_a == files_b
+    assert (
+        Path("scores/web.csv") in files_a and Path("scores/ec2_request_latency_system_failure.csv") in files_a
+    )
+    for rel in files_a:
+        assert (outs[0] / rel).read_bytes() == (outs[1] / rel).read_bytes(), rel
+    assert len((outs[0] / "verdicts.jsonl").read_text().splitlines()) == 20
+
+
+def test_metric_and_attribute_columns_and_rfc3339(tmp_path: Path) -> None:
+    path = tmp_path / "multi.csv"
+    path.write_text(
+        "timestamp,value,metric,service.name\n"
+        "2024-01-01T00:00:00Z,1,cpu,api\n"
+        "2024-01-01T00:01:00+00:00,2,cpu,api\n"
+        "2024-01-01T00:00:00Z,5,cpu,db\n"
+    )
+    result = replay([path], tmp_path / "out", _settings(tmp_path))
+    assert sorted(len(rows) for rows in result.series.values()) == [1, 2]
+    assert result.stats["series"] == 2
+
+
+def test_attribute_option_and_metric_default(tmp_path: Path) -> None:
+    series, _, _ = _series_with_spike(tmp_path)
+    res = CliRunner().invoke(
+        app,
+        [
+            "replay",
+            str(series),
+            "--out",
+            str(tmp_path / "o"),
+            "--metric",
+            "cpu",
+            "--attribute",
+            "host.name=h1",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "o" / "scores" / "web.csv").is_file()
+    bad = CliRunner().invoke(
+        app, ["replay", str(series), "--out", str(tmp_path / "o"), "--attribute", "novalue"]
+    )
+    assert bad.exit_code != 0 and "KEY=VALUE" in bad.output
+
+
+def test_bad_rows_name_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("timestamp,value\n2024-01-01 00:00:00,1\nyesterday,2\n")
+    with pytest.raises(ReplayError, match=r"bad.csv:3: timestamp 'yesterday'"):
+        replay([path], tmp_path / "out", _settings(tmp_path))
+    path.write_text("time,value\n")
+    with pytest.raises(ReplayError, match="missing column"):
+        replay([path], tmp_path / "out", _settings(tmp_path))
+    res = CliRunner().invoke(app, ["replay", str(path), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "missing column" in res.output
+
+
+def _otlp_line(ts: datetime, value: float) -> str:
+    return json.dumps(
+        {
+            "resourceMetrics": [
+                {
+                    "resource": {
+                        "attributes": [{"key": "service.name", "value": {"stringValue": "otel-svc"}}]
+                    },
+                    "scopeMetrics": [
+                        {
+                            "metrics": [
+                                {
+                                    "name": "queue.depth",
+                                    "gauge": {
+                                        "dataPoints": [
+                                            {
+                                                "timeUnixNano": str(int(ts.timestamp() * 1e9)),
+                                                "asDouble": value,
+                                            }
+                                        ]
+                                    },
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+
+def test_otlp_json_lines(tmp_path: Path) -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    path = tmp_path / "export.jsonl"
+    path.write_text(
+        "\n".join(_otlp_line(start + timedelta(minutes=i), 5.0 + i % 3) for i in range(100)) + "\n"
+    )
+    result = replay([path], tmp_path / "out", _settings(tmp_path))
+    assert result.stats["points_accepted"] == 100
+    (name,) = result.series
+    assert "queue.depth" in name and "otel-svc" in name
+    rows = _scores(tmp_path / "out" / "scores" / f"{name}.csv")
+    assert len(rows) == 100 and rows[-1]["expected"] != ""
