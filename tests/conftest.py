@@ -23,7 +23,9 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     for var in ("GRAFANA_URL", "GRAFANA_TOKEN", "GRAFANA_TOKEN_FILE", "REFEREE_CONFIG"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
-    return Settings.load(env={}, database=tmp_path / "referee.db", port=free_port(), rules=[DEFAULT_RULES])
+    return Settings.load(
+        env={}, database=tmp_path / "referee.db", port=free_port(), grpc_port=0, rules=[DEFAULT_RULES]
+    )
 
 
 @pytest.fixture

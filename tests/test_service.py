@@ -65,16 +65,13 @@ def test_official_json_example(server: BackgroundServer) -> None:
     r = httpx.post(f"{server.url}/v1/metrics", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
-    # The example's exponential histogram is not stored yet: answered as a partial success.
-    assert r.json() == {
-        "partialSuccess": {
-            "rejectedDataPoints": "1",
-            "errorMessage": "exponential histograms are not supported yet",
-        }
-    }
+    assert r.json() == {}
     names = {(s["metric"], s["statistic"]) for s in httpx.get(f"{server.url}/api/v1/series").json()["series"]}
     assert ("my.gauge", "value") in names
     assert ("my.histogram", "count") in names
+    # The exponential histogram takes the histogram path: per-stream count and roll-up quantiles.
+    assert ("my.exponential.histogram", "count") in names
+    assert ("my.exponential.histogram", "p50") in names
 
 
 def test_partial_success_counts_rejected_points(server: BackgroundServer) -> None:
@@ -193,6 +190,8 @@ def test_serve_process_end_to_end(tmp_path: Path) -> None:
             "serve",
             "--port",
             str(port),
+            "--grpc-port",
+            "0",
             "--database",
             str(tmp_path / "r.db"),
             "--rules",

@@ -35,6 +35,19 @@ class SeriesStore:
     ) -> tuple[int, int, str]:
         """Decodes an OTLP metrics export request and updates the store.
         Returns (accepted points, rejected points, message)."""
+    def ingest_otlp_logs(
+        self, body: bytes, *, json: bool = False, gzip: bool = False, max_body_bytes: int = 67108864
+    ) -> tuple[int, int, str, str]:
+        """Decodes an OTLP logs export request. `copilot.suggestion` events come back as a JSON
+        array of {body, attributes, resource, time_unix_nano}; other records are counted.
+        Returns (accepted records, rejected records, message, suggestions JSON)."""
+    def ingest_otlp_traces(
+        self, body: bytes, *, json: bool = False, gzip: bool = False, max_body_bytes: int = 67108864
+    ) -> tuple[int, int, str]:
+        """Decodes an OTLP traces export request; server spans feed RED series.
+        Returns (accepted spans, rejected spans, message)."""
+    def flush_events(self, now_ms: int) -> int:
+        """Writes the one-minute log and span buckets that ended at or before `now_ms`."""
     def ingest_points(
         self,
         metric: str,

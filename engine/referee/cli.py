@@ -29,6 +29,9 @@ def serve(
     config: ConfigOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on \\[default: 127.0.0.1].")] = None,
     port: Annotated[int | None, typer.Option(help="OTLP/HTTP and REST port \\[default: 4318].")] = None,
+    grpc_port: Annotated[
+        str | None, typer.Option(help="OTLP/gRPC port, 0 for any free one, or 'off' \\[default: 4317].")
+    ] = None,
     rules: Annotated[
         list[Path] | None, typer.Option("--rules", "-r", help="Rule pack file or directory (repeatable).")
     ] = None,
@@ -47,7 +50,9 @@ def serve(
     from referee.service.runtime import Runtime
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.load(config, host=host, port=port, rules=rules or None, database=database)
+    settings = Settings.load(
+        config, host=host, port=port, grpc_port=grpc_port, rules=rules or None, database=database
+    )
     try:
         runtime = Runtime(settings)
     except RulePackError as e:
@@ -90,6 +95,97 @@ def rules_check(
             typer.echo(line, err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{len(loaded.rules)} rules in {len(loaded.files)} files OK (revision {loaded.revision})")
+
+
+@rules_app.command("test")
+def rules_test(
+    paths: Annotated[list[Path], typer.Argument(help="Rule test files, or directories holding *.test.yaml.")],
+) -> None:
+    """Run rule tests: input series, suggestions at given times, expected verdicts.
+
+    Uses the same store, rule loader and decision code as `referee serve`. Prints a diff for
+    every failing case and exits 1 on any failure or error in a test file.
+    """
+    from referee.decision.ruletest import run_paths
+
+    summary = run_paths(paths)
+    for block in summary.output:
+        typer.echo(block, err=True)
+    typer.echo(
+        f"{summary.passed} passed, {summary.failed} failed, {summary.errors} errors in {summary.files} files"
+    )
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@rules_app.command("explain")
+def rules_explain(
+    suggestion: Annotated[
+        Path | None, typer.Option(help="Suggestion v1 JSON file (default: read JSON from stdin).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A running service, e.g. http://127.0.0.1:4318 (decides, stores nothing)."),
+    ] = None,
+    test: Annotated[
+        Path | None, typer.Option(help="Replay this rule-test file's input series instead.")
+    ] = None,
+    case: Annotated[
+        int | None,
+        typer.Option(help="With --test: explain the file's case N (0-based) instead of a suggestion."),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(help="With --test: decide at this offset from the start (30m) or RFC 3339 time."),
+    ] = None,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option("--rules", "-r", help="With --test: these packs instead of its rule_files."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the explanation as JSON.")] = False,
+) -> None:
+    """Explain a verdict: every rule considered, each condition's value, the numbers used."""
+    import json
+    import sys
+
+    from referee.decision import explain
+    from referee.decision.ruletest import RuleTestError
+
+    err = Console(stderr=True)
+    if (url is None) == (test is None):
+        err.print(
+            "give exactly one of --url (a running service) or --test (a rule-test file)", highlight=False
+        )
+        raise typer.Exit(2)
+    raw: dict[str, object] | None = None
+    if suggestion is not None or case is None:
+        try:
+            text = suggestion.read_text(encoding="utf-8") if suggestion else sys.stdin.read()
+            raw = json.loads(text)
+        except (OSError, ValueError) as e:
+            err.print(f"cannot read the suggestion: {e}", highlight=False)
+            raise typer.Exit(2) from None
+        if not isinstance(raw, dict):
+            err.print("the suggestion must be a JSON object", highlight=False)
+            raise typer.Exit(2)
+    try:
+        if url is not None:
+            if raw is None:
+                raise explain.ExplainError("--case needs --test")
+            doc = explain.from_service(url, raw)
+        else:
+            assert test is not None
+            doc = explain.from_test_file(test, raw, case=case, at=at, rules=rules)
+    except RuleTestError as e:
+        err.print("\n".join(e.errors), highlight=False)
+        raise typer.Exit(2) from None
+    except explain.ExplainError as e:
+        err.print(str(e), highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        explain.render(doc, Console(highlight=False))
 
 
 @app.command()

@@ -54,12 +54,99 @@ class GrafanaTarget:
 
 
 @dataclass
+class OtelConfig:
+    """``otel:`` in referee.yaml. Unset fields fall back to the standard ``OTEL_*`` variables,
+    read by the OpenTelemetry SDK itself, so the usual environment works unchanged."""
+
+    endpoint: str | None = None
+    #: ``http/protobuf`` or ``grpc``.
+    protocol: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    export_interval_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol is not None and self.protocol not in ("http/protobuf", "grpc"):
+            raise ValueError(f"otel.protocol: expected http/protobuf or grpc, got {self.protocol!r}")
+        self.headers = {str(k): str(v) for k, v in (self.headers or {}).items()}
+        if self.export_interval_s is not None:
+            self.export_interval_s = float(self.export_interval_s)
+
+
+@dataclass
+class FeedbackConfig:
+    """``feedback:`` in referee.yaml: where verdicts are POSTed back to the copilot."""
+
+    url: str
+    token: Secret | None = field(default=None, repr=False)
+    token_file: Path | None = None
+    timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.url, str) or not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"feedback.url: expected an http(s) URL, got {self.url!r}")
+        if self.token is not None and not isinstance(self.token, Secret):
+            self.token = Secret(str(self.token))
+        if self.token is None and self.token_file is not None:
+            self.token_file = Path(self.token_file)
+            self.token = Secret(self.token_file.read_text(encoding="utf-8").strip())
+        self.timeout_s = float(self.timeout_s)
+
+
+def _seconds(value: object, name: str) -> float:
+    """A duration given as seconds (number) or as text with a unit: ``90``, ``"30s"``, ``"15m"``, ``"1h"``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            number = text[: -len(unit)]
+            break
+    else:
+        number, unit = text, "s"
+    try:
+        return float(number) * units[unit]
+    except ValueError:
+        raise ValueError(f"{name}: invalid duration {value!r}; use seconds or 30s, 15m, 1h") from None
+
+
+@dataclass
+class LifecycleConfig:
+    """``lifecycle:`` in referee.yaml: how pending verdicts are re-evaluated and when they settle
+    (see ``referee.decision.lifecycle``)."""
+
+    #: How often pending verdicts are decided again (seconds, or ``30s``).
+    reevaluate_s: float = 30.0
+    #: How long after its first decision a pending verdict settles (``15m``, or seconds).
+    settle_after: float = 900.0
+
+    def __post_init__(self) -> None:
+        self.reevaluate_s = _seconds(self.reevaluate_s, "lifecycle.reevaluate_s")
+        self.settle_after = _seconds(self.settle_after, "lifecycle.settle_after")
+        if self.reevaluate_s <= 0:
+            raise ValueError("lifecycle.reevaluate_s: must be greater than 0")
+        if self.settle_after < 0:
+            raise ValueError("lifecycle.settle_after: must not be negative")
+
+
+@dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 4318
-    database: Path = Path("referee.db")
+    #: SQLite file, or a ``postgresql://`` URL shared by several replicas.
+    database: Path | str = Path("referee.db")
     rules: list[Path] = field(default_factory=list)
     max_body_bytes: int = 64 << 20
+    #: OTLP/gRPC port on ``host``; ``off`` (None) turns the gRPC receiver off, 0 picks a free port.
+    grpc_port: int | None = 4317
+    #: Bearer tokens accepted on every route but /healthz and /readyz (several, for rotation);
+    #: empty means no authentication. ``REFEREE_AUTH_TOKENS`` is comma-separated;
+    #: ``REFEREE_AUTH_TOKENS_FILE`` holds one token per line.
+    auth_tokens: list[Secret] = field(default_factory=list, repr=False)
+    #: OTLP export requests being decoded or waiting at once; more are answered 503 + Retry-After.
+    max_inflight_requests: int = 32
+    #: Body bytes of those requests together; more are answered 503 + Retry-After.
+    max_inflight_bytes: int = 256 << 20
     max_series: int = 100_000
     ring_capacity: int = 512
     #: Points a series needs before its baseline may suppress anything.
@@ -67,6 +154,10 @@ class Settings:
     #: Days the hour-of-day slots around a point's time must have seen before the seasonal band is used.
     season_min_days: int = 3
     band_k: float = 3.0
+    #: Seconds between checks of the rule files for changes (reload on change); 0 turns it off.
+    rules_watch_interval_s: float = 1.0
+    #: Seconds between passes of the watch rules over live series; 0 turns them off.
+    watch_interval_s: float = 30.0
     #: Base URL used in links back to verdicts (annotations, feedback).
     public_url: str | None = None
     grafana_url: str | None = None
@@ -74,6 +165,15 @@ class Settings:
     grafana_timeout_s: float = 5.0
     #: service.name -> dashboard/panel; services not listed get organisation-wide annotations.
     grafana_dashboards: dict[str, GrafanaTarget] = field(default_factory=dict)
+    #: OpenTelemetry export; off unless this or an ``OTEL_EXPORTER_OTLP_*ENDPOINT`` is set.
+    otel: OtelConfig | None = None
+    #: Feedback webhook back to the copilot; off unless set.
+    feedback: FeedbackConfig | None = None
+    #: Pending verdicts: re-evaluation period and settle time.
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    #: Per-source settings for suggestion-source plugins, e.g. ``sources.alertmanager``; each
+    #: plugin validates its own section.
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -111,6 +211,9 @@ class Settings:
             token = Path(env["GRAFANA_TOKEN_FILE"]).read_text(encoding="utf-8").strip()
         if token:
             values["grafana_token"] = token
+        if env.get("REFEREE_AUTH_TOKENS_FILE"):
+            text = Path(env["REFEREE_AUTH_TOKENS_FILE"]).read_text(encoding="utf-8")
+            values["auth_tokens"] = [t.strip() for t in text.splitlines() if t.strip()]
         values.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - names
         if unknown:
@@ -120,14 +223,60 @@ class Settings:
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out = dict(values)
+    if "auth_tokens" in out:
+        raw = out["auth_tokens"]
+        if isinstance(raw, str):
+            raw = [t.strip() for t in raw.split(",") if t.strip()]
+        out["auth_tokens"] = [t if isinstance(t, Secret) else Secret(str(t)) for t in raw or []]
+    if "grpc_port" in out:
+        raw = out["grpc_port"]
+        off = raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "off", "none", "false"))
+        out["grpc_port"] = None if off else int(raw)
+    for name in ("max_inflight_requests", "max_inflight_bytes"):
+        if name in out:
+            out[name] = int(out[name])
     for name in ("port", "max_body_bytes", "max_series", "ring_capacity", "min_history", "season_min_days"):
         if name in out:
             out[name] = int(out[name])
-    for name in ("band_k", "grafana_timeout_s"):
+    for name in ("band_k", "grafana_timeout_s", "rules_watch_interval_s", "watch_interval_s"):
         if name in out:
             out[name] = float(out[name])
     if "database" in out:
-        out["database"] = Path(out["database"])
+        db = str(out["database"])
+        # A PostgreSQL URL stays a string (Path would fold its "//").
+        out["database"] = db if db.startswith(("postgresql://", "postgres://")) else Path(db)
+    for name, cls in (("otel", OtelConfig), ("feedback", FeedbackConfig)):
+        if name not in out:
+            continue
+        raw = out[name]
+        if isinstance(raw, str):
+            raw = yaml.safe_load(raw)
+        if raw is not None and not isinstance(raw, cls):
+            if not isinstance(raw, dict):
+                raise ValueError(f"{name}: expected a mapping")
+            known = {f.name for f in fields(cls)}
+            if set(raw) - known:
+                raise ValueError(f"{name}: unknown keys {', '.join(sorted(set(raw) - known))}")
+            try:
+                raw = cls(**raw)
+            except TypeError as e:
+                raise ValueError(f"{name}: {e}") from None
+        out[name] = raw
+    if "lifecycle" in out and not isinstance(out["lifecycle"], LifecycleConfig):
+        raw = out["lifecycle"]
+        raw = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        if not isinstance(raw, dict):
+            raise ValueError("lifecycle: expected a mapping")
+        unknown = set(raw) - {f.name for f in fields(LifecycleConfig)}
+        if unknown:
+            raise ValueError(f"lifecycle: unknown keys {', '.join(sorted(unknown))}")
+        out["lifecycle"] = LifecycleConfig(**raw)
+    if "sources" in out:
+        raw = out["sources"]
+        raw = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        if not isinstance(raw, dict) or not all(isinstance(v, dict | None) for v in raw.values()):
+            raise ValueError("sources: expected a mapping of source name to its settings")
+        out["sources"] = {str(k): dict(v or {}) for k, v in raw.items()}
     if "rules" in out:
         rules = out["rules"]
         if isinstance(rules, str):

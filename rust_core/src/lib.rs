@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod error;
 pub mod functions;
 pub mod otlp;
+pub mod otlp_events;
 pub mod rules;
 pub mod signal;
 pub mod store;

@@ -17,7 +17,8 @@ use flate2::read::MultiGzDecoder;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, AggregationTemporality, HistogramDataPoint,
+    metric::Data, number_data_point, AggregationTemporality, ExponentialHistogramDataPoint,
+    HistogramDataPoint,
 };
 use prost::Message;
 
@@ -150,22 +151,105 @@ struct Rollup {
     has_sum: bool,
     errors: u64,
     bounds: Vec<f64>,
-    buckets: Vec<u64>,
-    bounds_consistent: bool,
+    buckets: Vec<f64>,
     min: f64,
     max: f64,
 }
 
+/// The range of bucket `k` of an explicit histogram with `bounds`.
+fn bucket_range(bounds: &[f64], k: usize) -> (f64, f64) {
+    let lo = if k == 0 {
+        f64::NEG_INFINITY
+    } else {
+        bounds[k - 1]
+    };
+    let hi = if k == bounds.len() {
+        f64::INFINITY
+    } else {
+        bounds[k]
+    };
+    (lo, hi)
+}
+
+impl Rollup {
+    /// Adds a histogram's buckets. Histograms with other bounds (several SDKs, or exponential
+    /// histograms at other scales) are merged onto the union of both bound sets, each count
+    /// spread over the union buckets its own bucket overlaps, in proportion to the overlap.
+    fn add_buckets(&mut self, bounds: &[f64], buckets: &[u64]) {
+        if buckets.len() != bounds.len() + 1 {
+            return;
+        }
+        if self.bounds == bounds && self.buckets.len() == buckets.len() {
+            for (a, b) in self.buckets.iter_mut().zip(buckets) {
+                *a += *b as f64;
+            }
+            return;
+        }
+        let mut union: Vec<f64> = self.bounds.iter().chain(bounds).copied().collect();
+        union.sort_unstable_by(|a, b| a.total_cmp(b));
+        union.dedup();
+        let mut merged = vec![0.0; union.len() + 1];
+        let old_bounds = std::mem::take(&mut self.bounds);
+        let old: Vec<f64> = std::mem::take(&mut self.buckets);
+        let sources = [
+            (old_bounds.as_slice(), old),
+            (bounds, buckets.iter().map(|c| *c as f64).collect()),
+        ];
+        for (b, counts) in &sources {
+            if counts.len() != b.len() + 1 {
+                continue;
+            }
+            for (k, c) in counts.iter().enumerate() {
+                if *c == 0.0 {
+                    continue;
+                }
+                let (lo, hi) = bucket_range(b, k);
+                if !lo.is_finite() || !hi.is_finite() {
+                    // An open-ended bucket goes whole to the union bucket at its finite edge.
+                    let j = if lo.is_finite() {
+                        union.partition_point(|u| *u <= lo)
+                    } else {
+                        union.partition_point(|u| *u < hi)
+                    };
+                    merged[j] += c;
+                    continue;
+                }
+                for (j, m) in merged.iter_mut().enumerate() {
+                    let (ulo, uhi) = bucket_range(&union, j);
+                    let overlap = hi.min(uhi) - lo.max(ulo);
+                    if overlap > 0.0 {
+                        *m += c * overlap / (hi - lo);
+                    }
+                }
+            }
+        }
+        self.bounds = union;
+        self.buckets = merged;
+    }
+}
+
 /// Estimates quantile `q` from explicit-bucket counts by linear interpolation in the bucket.
 pub fn bucket_quantile(bounds: &[f64], buckets: &[u64], q: f64, min: f64, max: f64) -> Option<f64> {
-    let total: u64 = buckets.iter().sum();
-    if total == 0 || buckets.len() != bounds.len() + 1 {
+    let counts: Vec<f64> = buckets.iter().map(|c| *c as f64).collect();
+    bucket_quantile_f(bounds, &counts, q, min, max)
+}
+
+/// `bucket_quantile` over fractional counts (merged roll-ups).
+pub fn bucket_quantile_f(
+    bounds: &[f64],
+    buckets: &[f64],
+    q: f64,
+    min: f64,
+    max: f64,
+) -> Option<f64> {
+    let total: f64 = buckets.iter().sum();
+    if total <= 0.0 || buckets.len() != bounds.len() + 1 {
         return None;
     }
-    let rank = q * total as f64;
+    let rank = q * total;
     let mut seen = 0.0;
     for (i, c) in buckets.iter().enumerate() {
-        let c = *c as f64;
+        let c = *c;
         if c > 0.0 && seen + c >= rank {
             let lower = if i == 0 {
                 min.min(bounds.first().copied().unwrap_or(0.0))
@@ -386,11 +470,30 @@ pub fn apply_metrics(
                             }
                         }
                     }
-                    Some(Data::Histogram(h)) => {
+                    Some(data @ (Data::Histogram(_) | Data::ExponentialHistogram(_))) => {
+                        // Exponential histograms are turned into explicit-bucket points, then
+                        // take the same path (deltas, per-stream series, roll-ups, quantiles).
+                        let (temporality, converted);
+                        let points: &[HistogramDataPoint] = match data {
+                            Data::Histogram(h) => {
+                                temporality = h.aggregation_temporality;
+                                &h.data_points
+                            }
+                            Data::ExponentialHistogram(e) => {
+                                temporality = e.aggregation_temporality;
+                                converted = e
+                                    .data_points
+                                    .iter()
+                                    .map(exponential_to_explicit)
+                                    .collect::<Vec<_>>();
+                                &converted
+                            }
+                            _ => unreachable!(),
+                        };
                         let is_cumulative =
-                            h.aggregation_temporality == AggregationTemporality::Cumulative as i32;
+                            temporality == AggregationTemporality::Cumulative as i32;
                         let mut rollups: Vec<(u64, Rollup)> = Vec::new();
-                        for p in &h.data_points {
+                        for p in points {
                             let attrs = attrs_to_strings(&p.attributes);
                             let all = merged(&resource, &attrs);
                             crate::store::write_key(&mut key, name, "", &all);
@@ -426,8 +529,7 @@ pub fn apply_metrics(
                                             p.time_unix_nano,
                                             Rollup {
                                                 bounds: d.bounds.clone(),
-                                                buckets: vec![0; d.buckets.len()],
-                                                bounds_consistent: true,
+                                                buckets: vec![0.0; d.buckets.len()],
                                                 min: f64::INFINITY,
                                                 max: f64::NEG_INFINITY,
                                                 ..Default::default()
@@ -446,13 +548,7 @@ pub fn apply_metrics(
                             if is_error_point(&attrs) {
                                 ru.errors += d.count;
                             }
-                            if ru.bounds == d.bounds && ru.buckets.len() == d.buckets.len() {
-                                for (a, b) in ru.buckets.iter_mut().zip(&d.buckets) {
-                                    *a += b;
-                                }
-                            } else {
-                                ru.bounds_consistent = false;
-                            }
+                            ru.add_buckets(&d.bounds, &d.buckets);
                             if let Some(m) = d.min {
                                 ru.min = ru.min.min(m);
                             }
@@ -462,11 +558,6 @@ pub fn apply_metrics(
                         }
                         for (t, ru) in rollups {
                             push_rollup(store, name, &resource_sorted, (t / NS_PER_MS) as i64, &ru);
-                        }
-                    }
-                    Some(Data::ExponentialHistogram(e)) => {
-                        for _ in &e.data_points {
-                            out.reject("exponential histograms are not supported yet");
                         }
                     }
                     Some(Data::Summary(s)) => {
@@ -584,6 +675,53 @@ fn histogram_delta(
     delta
 }
 
+/// An exponential histogram point as an explicit-bucket one: negative buckets (most negative
+/// first), the zero bucket, then positive buckets; bucket `i` at scale `s` covers
+/// `(base^i, base^(i+1)]` with `base = 2^(2^-s)`.
+pub fn exponential_to_explicit(p: &ExponentialHistogramDataPoint) -> HistogramDataPoint {
+    let base = 2f64.powf(2f64.powi(-p.scale));
+    let mut uppers: Vec<f64> = Vec::new();
+    let mut counts: Vec<u64> = Vec::new();
+    if let Some(neg) = &p.negative {
+        for (k, c) in neg.bucket_counts.iter().enumerate().rev() {
+            let i = neg.offset as f64 + k as f64;
+            uppers.push(-base.powf(i));
+            counts.push(*c);
+        }
+    }
+    let has_negative = !counts.is_empty();
+    if p.zero_count > 0 || has_negative {
+        uppers.push(p.zero_threshold.max(0.0));
+        counts.push(p.zero_count);
+    }
+    if let Some(pos) = &p.positive {
+        for (k, c) in pos.bucket_counts.iter().enumerate() {
+            let i = pos.offset as f64 + k as f64;
+            uppers.push(base.powf(i + 1.0));
+            counts.push(*c);
+        }
+    }
+    // Explicit histograms have one more bucket than bounds: the last upper edge is implied
+    // (the recorded max bounds it when quantiles are estimated).
+    uppers.pop();
+    if counts.is_empty() {
+        counts.push(0);
+    }
+    HistogramDataPoint {
+        attributes: p.attributes.clone(),
+        start_time_unix_nano: p.start_time_unix_nano,
+        time_unix_nano: p.time_unix_nano,
+        count: p.count,
+        sum: p.sum,
+        bucket_counts: counts,
+        explicit_bounds: uppers,
+        exemplars: Vec::new(),
+        flags: p.flags,
+        min: p.min,
+        max: p.max,
+    }
+}
+
 fn push_rollup(
     store: &mut SeriesStore,
     name: &str,
@@ -610,11 +748,9 @@ fn push_rollup(
     if ru.has_sum {
         let _ = store.push(name, "mean", resource, ts, ru.sum / ru.count as f64);
     }
-    if ru.bounds_consistent {
-        for (stat, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
-            if let Some(v) = bucket_quantile(&ru.bounds, &ru.buckets, q, ru.min, ru.max) {
-                let _ = store.push(name, stat, resource, ts, v);
-            }
+    for (stat, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
+        if let Some(v) = bucket_quantile_f(&ru.bounds, &ru.buckets, q, ru.min, ru.max) {
+            let _ = store.push(name, stat, resource, ts, v);
         }
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::baseline::BaselineConfig;
 use crate::error::{IngestError, RuleError};
 use crate::otlp::{self, CumulativeState, Encoding};
+use crate::otlp_events::{self, EventAggregator};
 use crate::rules::{RuleFunction, RuleSet, RuleSpec};
 use crate::store::{SeriesStore, StoreConfig};
 
@@ -52,6 +53,7 @@ type SampleRow = (i64, f64, f64, f64, f64, f64);
 struct State {
     store: SeriesStore,
     cumulative: HashMap<String, CumulativeState>,
+    events: EventAggregator,
 }
 
 /// Every live series with its recent points and streaming baseline.
@@ -90,6 +92,7 @@ impl PySeriesStore {
             state: Mutex::new(State {
                 store: SeriesStore::new(config),
                 cumulative: HashMap::new(),
+                events: EventAggregator::default(),
             }),
         })
     }
@@ -124,6 +127,88 @@ impl PySeriesStore {
             .map_err(ingest_err)
         })?;
         Ok((report.accepted, report.rejected, report.message))
+    }
+
+    /// Decodes an OTLP logs export request. Records whose event name is `copilot.suggestion`
+    /// are returned as a JSON array (`[{body, attributes, resource, time_unix_nano}]`); other
+    /// records are counted per service and severity into `log.records` series.
+    /// Returns (accepted records, rejected records, message, suggestions JSON).
+    #[pyo3(signature = (body, *, json = false, gzip = false, max_body_bytes = 67_108_864))]
+    fn ingest_otlp_logs(
+        &self,
+        py: Python<'_>,
+        body: &[u8],
+        json: bool,
+        gzip: bool,
+        max_body_bytes: usize,
+    ) -> PyResult<(u64, u64, String, String)> {
+        let encoding = if json {
+            Encoding::Json
+        } else {
+            Encoding::Protobuf
+        };
+        let out = py.detach(|| {
+            let mut guard = self.state.lock().map_err(poisoned)?;
+            let state = &mut *guard;
+            otlp_events::ingest_logs(
+                &mut state.store,
+                &mut state.events,
+                body,
+                encoding,
+                gzip,
+                max_body_bytes,
+            )
+            .map_err(ingest_err)
+        })?;
+        let suggestions = serde_json::Value::Array(out.suggestions).to_string();
+        Ok((
+            out.report.accepted,
+            out.report.rejected,
+            out.report.message,
+            suggestions,
+        ))
+    }
+
+    /// Decodes an OTLP traces export request; server spans feed `trace.server.duration`
+    /// RED series per service (and route). Returns (accepted spans, rejected spans, message).
+    #[pyo3(signature = (body, *, json = false, gzip = false, max_body_bytes = 67_108_864))]
+    fn ingest_otlp_traces(
+        &self,
+        py: Python<'_>,
+        body: &[u8],
+        json: bool,
+        gzip: bool,
+        max_body_bytes: usize,
+    ) -> PyResult<(u64, u64, String)> {
+        let encoding = if json {
+            Encoding::Json
+        } else {
+            Encoding::Protobuf
+        };
+        let report = py.detach(|| {
+            let mut guard = self.state.lock().map_err(poisoned)?;
+            let state = &mut *guard;
+            otlp_events::ingest_traces(
+                &mut state.store,
+                &mut state.events,
+                body,
+                encoding,
+                gzip,
+                max_body_bytes,
+            )
+            .map_err(ingest_err)
+        })?;
+        Ok((report.accepted, report.rejected, report.message))
+    }
+
+    /// Writes the one-minute log and span buckets that ended at or before `now_ms`.
+    /// Returns how many buckets were written.
+    fn flush_events(&self, py: Python<'_>, now_ms: i64) -> PyResult<usize> {
+        py.detach(|| {
+            let mut guard = self.state.lock().map_err(poisoned)?;
+            let state = &mut *guard;
+            Ok(state.events.flush(&mut state.store, now_ms))
+        })
     }
 
     /// Adds points to one series (replay, tests). Returns how many were accepted.
@@ -238,6 +323,8 @@ impl PySeriesStore {
         d.set_item("series_rejected", s.series_rejected)?;
         d.set_item("out_of_order", s.out_of_order)?;
         d.set_item("duplicates", s.duplicates)?;
+        d.set_item("open_event_buckets", guard.events.open_buckets())?;
+        d.set_item("late_events", guard.events.late)?;
         Ok(d)
     }
 

@@ -159,6 +159,8 @@ class Decider:
         rules = self.rules  # one consistent rule set for the whole decision, even during a reload
         at = at or suggestion.created_at
         at_ms = int(at.timestamp() * 1000)
+        # Log counts and span RED series are written per finished minute: write those due.
+        self.store.flush_events(at_ms)
         payload = json.dumps(suggestion.model_dump(mode="json", exclude_none=True))
         outcomes = json.loads(rules.compiled.evaluate(self.store, payload, at_ms))
         by_id = rules.by_id

@@ -251,7 +251,7 @@ def run(console: Console | None = None, settings: Settings | None = None) -> lis
     now_s = int(time.time()) // 60 * 60
     services, suggestions = scenario(now_s)
     with tempfile.TemporaryDirectory(prefix="referee-demo-") as tmp:
-        settings = settings or Settings.load(database=Path(tmp) / "referee.db", port=free_port())
+        settings = settings or Settings.load(database=Path(tmp) / "referee.db", port=free_port(), grpc_port="off")
         runtime = Runtime(settings)
         try:
             with BackgroundServer(runtime, settings.port) as server:

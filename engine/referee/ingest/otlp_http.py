@@ -1,29 +1,64 @@
-"""OTLP/HTTP request handling: content negotiation, limits, and the protocol's responses.
+"""OTLP request handling shared by the HTTP and gRPC receivers: limits, back-pressure, the
+three signals, and the protocol's responses.
 
 The body goes to Rust as bytes, once per request; Rust inflates it (under the size limit),
-decodes it and updates the series store. This module only picks the encoding and shapes the
-answer the way the OTLP specification and the Collector's receiver do.
+decodes it and updates the series store. This module picks the encoding, bounds the work in
+flight, turns ``copilot.suggestion`` log events into suggestions, and shapes the answer the
+way the OTLP specification and the Collector's receiver do.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
 
+from google.protobuf.message import Message
 from google.rpc import status_pb2
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from pydantic import ValidationError
 
 from referee import _core
+from referee.models import Suggestion
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+SUGGESTION_EVENT = "copilot.suggestion"
 
 
 class OtlpHttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """A request the receiver refuses, with the HTTP status it is answered with."""
+
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
+
+
+class Signal(Enum):
+    METRICS = "metrics"
+    LOGS = "logs"
+    TRACES = "traces"
+
+
+# Per signal: the response message and its partial_success counter (proto and JSON names).
+_RESPONSES: dict[Signal, tuple[Callable[[], Message], str, str]] = {
+    Signal.METRICS: (
+        metrics_service_pb2.ExportMetricsServiceResponse,
+        "rejected_data_points",
+        "rejectedDataPoints",
+    ),
+    Signal.LOGS: (logs_service_pb2.ExportLogsServiceResponse, "rejected_log_records", "rejectedLogRecords"),
+    Signal.TRACES: (trace_service_pb2.ExportTraceServiceResponse, "rejected_spans", "rejectedSpans"),
+}
 
 
 @dataclass
@@ -46,38 +81,124 @@ def negotiate(content_type: str | None, content_encoding: str | None) -> Negotia
     return Negotiated(json=media == JSON, gzip=enc == "gzip")
 
 
-def ingest_metrics(
-    store: _core.SeriesStore, body: bytes, neg: Negotiated, max_body_bytes: int
-) -> tuple[int, int, str]:
+class IngestGate:
+    """Bounds the OTLP work in flight: at most ``max_requests`` requests and ``max_bytes`` of
+    body at once. A request over either bound is refused at once (503 with ``Retry-After``),
+    which OTLP clients retry after the delay, instead of queueing without bound."""
+
+    def __init__(self, max_requests: int, max_bytes: int, retry_after_s: int = 1) -> None:
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.retry_after_s = retry_after_s
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.bytes = 0
+        self.refused = 0
+
+    @contextmanager
+    def admit(self, size: int) -> Iterator[None]:
+        with self._lock:
+            if self.requests + 1 > self.max_requests or (self.requests and self.bytes + size > self.max_bytes):
+                self.refused += 1
+                raise OtlpHttpError(503, "ingest queue is full; retry later", retry_after=self.retry_after_s)
+            self.requests += 1
+            self.bytes += size
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.requests -= 1
+                self.bytes -= size
+
+
+@dataclass
+class ExportResult:
+    accepted: int = 0
+    rejected: int = 0
+    message: str = ""
+    suggestions: list[Suggestion] = field(default_factory=list)
+
+
+def _attr_text(attrs: dict[str, Any], key: str) -> str | None:
+    v = attrs.get(key)
+    return v if isinstance(v, str) and v else None
+
+
+def suggestion_from_event(event: dict[str, Any]) -> Suggestion:
+    """A ``copilot.suggestion`` log event as Suggestion v1.
+
+    The body is the suggestion: a key-value map, or a string holding JSON. Missing fields are
+    taken from the record: ``created_at`` from its time, ``source`` from the emitting
+    resource's ``service.name`` (the copilot). Raises ``ValueError`` with the reason."""
+    body = event.get("body")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"body is neither a map nor JSON: {e.msg}") from None
+    if not isinstance(body, dict):
+        raise ValueError("body must be a key-value map or a JSON object")
+    doc = dict(body)
+    resource = event.get("resource") or {}
+    if "source" not in doc and (src := _attr_text(resource, "service.name")):
+        doc["source"] = src
+    if "created_at" not in doc and event.get("time_unix_nano"):
+        doc["created_at"] = datetime.fromtimestamp(int(event["time_unix_nano"]) / 1e9, tz=UTC).isoformat()
     try:
-        return store.ingest_otlp_metrics(body, json=neg.json, gzip=neg.gzip, max_body_bytes=max_body_bytes)
+        return Suggestion.model_validate(doc)
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(body)"
+        raise ValueError(f"not a valid Suggestion v1: {where}: {first['msg']}") from None
+
+
+def export(store: _core.SeriesStore, signal: Signal, body: bytes, neg: Negotiated, max_body_bytes: int) -> ExportResult:
+    """Decodes one export request into the store; log events come back as suggestions."""
+    kw = {"json": neg.json, "gzip": neg.gzip, "max_body_bytes": max_body_bytes}
+    try:
+        if signal is Signal.METRICS:
+            acc, rej, msg = store.ingest_otlp_metrics(body, **kw)
+            return ExportResult(acc, rej, msg)
+        if signal is Signal.TRACES:
+            acc, rej, msg = store.ingest_otlp_traces(body, **kw)
+            return ExportResult(acc, rej, msg)
+        acc, rej, msg, events = store.ingest_otlp_logs(body, **kw)
     except _core.BodyTooLargeError as e:
         raise OtlpHttpError(413, str(e)) from None
     except _core.DecodeError as e:
         raise OtlpHttpError(400, str(e)) from None
+    result = ExportResult(acc, rej, msg)
+    for event in json.loads(events):
+        try:
+            result.suggestions.append(suggestion_from_event(event))
+        except ValueError as e:
+            result.accepted -= 1
+            result.rejected += 1
+            result.message = result.message or f"copilot.suggestion event rejected: {e}"
+    return result
 
 
-def metrics_response(neg: Negotiated, rejected: int, message: str) -> bytes:
-    """An ``ExportMetricsServiceResponse``; ``partial_success`` only when something was rejected."""
-    if neg.json:
+def response(signal: Signal, as_json: bool, rejected: int, message: str) -> bytes:
+    """An ``Export*ServiceResponse``; ``partial_success`` only when something was rejected."""
+    factory, proto_field, json_field = _RESPONSES[signal]
+    if as_json:
         if not rejected:
             return b"{}"
-        return json.dumps(
-            {"partialSuccess": {"rejectedDataPoints": str(rejected), "errorMessage": message}}
-        ).encode()
-    resp = metrics_service_pb2.ExportMetricsServiceResponse()
+        return json.dumps({"partialSuccess": {json_field: str(rejected), "errorMessage": message}}).encode()
+    resp = factory()
     if rejected:
-        resp.partial_success.rejected_data_points = rejected
-        resp.partial_success.error_message = message
+        partial = resp.partial_success  # type: ignore[attr-defined]
+        setattr(partial, proto_field, rejected)
+        partial.error_message = message
     return resp.SerializeToString()
 
 
 # google.rpc.Code values for the statuses OTLP receivers answer with.
-_RPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14, 405: 12}
+_RPC_CODE = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 503: 14, 405: 12}
 
 
-def error_body(neg_json: bool, status: int, message: str) -> bytes:
+def error_body(as_json: bool, status: int, message: str) -> bytes:
     code = _RPC_CODE.get(status, 2)
-    if neg_json:
+    if as_json:
         return json.dumps({"code": code, "message": message}).encode()
     return status_pb2.Status(code=code, message=message).SerializeToString()

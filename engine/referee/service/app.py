@@ -2,7 +2,8 @@
 
 Routes (also in ``docs/api.md``):
 
-* ``POST /v1/metrics`` - OTLP/HTTP, protobuf or JSON, optionally gzip;
+* ``POST /v1/metrics``, ``/v1/logs``, ``/v1/traces`` - OTLP/HTTP, protobuf or JSON, optionally
+  gzip (``copilot.suggestion`` log events are decided like posted suggestions);
 * ``POST /api/v1/suggestions`` - Suggestion v1 in, Verdict v1 out;
 * ``GET /api/v1/verdicts``, ``GET /api/v1/verdicts/{decision_id}``;
 * ``GET /api/v1/series``, ``GET /api/v1/rules``;
@@ -13,18 +14,20 @@ Routes (also in ``docs/api.md``):
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from referee.hookspecs import SuggestionSource
+from referee.hookspecs import Resolved, SuggestionSource
 from referee.ingest import otlp_http
 from referee.models import Suggestion
 from referee.service.runtime import Runtime
@@ -67,20 +70,37 @@ async def _suggestion_body(request: Request) -> bytes | Response:
 def build_app(runtime: Runtime) -> Starlette:
     settings = runtime.settings
 
-    async def otlp_metrics(request: Request) -> Response:
-        wants_json = "json" in (request.headers.get("content-type") or "")
-        try:
-            neg = otlp_http.negotiate(
-                request.headers.get("content-type"), request.headers.get("content-encoding")
+    def otlp_route(signal: otlp_http.Signal) -> Callable[[Request], Awaitable[Response]]:
+        async def receive(request: Request) -> Response:
+            wants_json = "json" in (request.headers.get("content-type") or "")
+            try:
+                neg = otlp_http.negotiate(
+                    request.headers.get("content-type"), request.headers.get("content-encoding")
+                )
+                declared = request.headers.get("content-length", "")
+                with runtime.ingest_gate.admit(int(declared) if declared.isdigit() else 0):
+                    body = await _read_body(request, settings.max_body_bytes)
+                    result = await run_in_threadpool(
+                        otlp_http.export, runtime.store, signal, body, neg, settings.max_body_bytes
+                    )
+            except otlp_http.OtlpHttpError as e:
+                media = otlp_http.JSON if wants_json else otlp_http.PROTOBUF
+                headers = {"Retry-After": str(e.retry_after)} if e.retry_after else None
+                return Response(
+                    otlp_http.error_body(wants_json, e.status, e.message),
+                    e.status,
+                    headers=headers,
+                    media_type=media,
+                )
+            for suggestion in result.suggestions:
+                await run_in_threadpool(runtime.submit, suggestion)
+            return Response(
+                otlp_http.response(signal, neg.json, result.rejected, result.message),
+                200,
+                media_type=neg.media_type,
             )
-            body = await _read_body(request, settings.max_body_bytes)
-            _, rejected, message = await run_in_threadpool(
-                otlp_http.ingest_metrics, runtime.store, body, neg, settings.max_body_bytes
-            )
-        except otlp_http.OtlpHttpError as e:
-            media = otlp_http.JSON if wants_json else otlp_http.PROTOBUF
-            return Response(otlp_http.error_body(wants_json, e.status, e.message), e.status, media_type=media)
-        return Response(otlp_http.metrics_response(neg, rejected, message), 200, media_type=neg.media_type)
+
+        return receive
 
     async def post_suggestion(request: Request) -> Response:
         body = await _suggestion_body(request)
@@ -122,6 +142,7 @@ def build_app(runtime: Runtime) -> Starlette:
             return _problem(404, f"no verdict {decision_id}")
         out = verdict.model_dump(mode="json")
         out["deliveries"] = runtime.verdicts.deliveries(decision_id)
+        out["history"] = [v.model_dump(mode="json") for v in runtime.verdicts.history(decision_id)]
         return _json(out)
 
     async def list_series(request: Request) -> Response:
@@ -160,12 +181,34 @@ def build_app(runtime: Runtime) -> Starlette:
             if isinstance(body, Response):
                 return body
             try:
-                suggestions = source.parse(body, request.headers.get("content-type", ""))
-            except ValueError as e:
+                items = source.parse(body, request.headers.get("content-type", ""))
+            except ValidationError as e:
                 # Alert sources retry on 5xx only: bad input must be a 4xx with the reason.
+                return _problem(
+                    422,
+                    f"{source.name}: invalid payload",
+                    details=[
+                        {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
+                        for err in e.errors(include_url=False)
+                    ],
+                )
+            except ValueError as e:
                 return _problem(400, f"{source.name}: {e}")
-            verdicts = [(await run_in_threadpool(runtime.submit, s))[0] for s in suggestions]
-            return _json({"verdicts": [v.model_dump(mode="json") for v in verdicts]})
+            verdicts, closed, unknown = [], [], []
+            for item in items:
+                if isinstance(item, Resolved):
+                    found = await run_in_threadpool(runtime.resolve, item.source, item.suggestion_id)
+                    if found is None:
+                        unknown.append(item.suggestion_id)
+                    else:
+                        closed.append(found)
+                else:
+                    verdicts.append((await run_in_threadpool(runtime.submit, item))[0])
+            out: dict[str, Any] = {"verdicts": [v.model_dump(mode="json") for v in verdicts]}
+            if closed or unknown:
+                out["closed"] = [v.model_dump(mode="json") for v in closed]
+                out["resolved_unknown"] = unknown
+            return _json(out)
 
         return Route(f"/api/v1/sources/{source.path.strip('/')}", receive, methods=["POST"])
 
@@ -179,6 +222,19 @@ def build_app(runtime: Runtime) -> Starlette:
     async def readyz(request: Request) -> Response:
         return JSONResponse({"status": "ready", "rules_revision": runtime.rules.revision})
 
+    async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # Health checks stay open for load balancers and orchestrators.
+        if request.url.path in ("/healthz", "/readyz") or runtime.authorised(
+            request.headers.get("authorization")
+        ):
+            return await call_next(request)
+        return Response(
+            json.dumps({"error": "missing or invalid bearer token"}),
+            401,
+            headers={"WWW-Authenticate": 'Bearer realm="referee"'},
+            media_type="application/json",
+        )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime.start()
@@ -186,7 +242,9 @@ def build_app(runtime: Runtime) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/v1/metrics", otlp_metrics, methods=["POST"]),
+            Route("/v1/metrics", otlp_route(otlp_http.Signal.METRICS), methods=["POST"]),
+            Route("/v1/logs", otlp_route(otlp_http.Signal.LOGS), methods=["POST"]),
+            Route("/v1/traces", otlp_route(otlp_http.Signal.TRACES), methods=["POST"]),
             Route("/api/v1/suggestions", post_suggestion, methods=["POST"]),
             Route("/api/v1/verdicts", list_verdicts, methods=["GET"]),
             Route("/api/v1/verdicts/{decision_id}", get_verdict, methods=["GET"]),
@@ -196,5 +254,6 @@ def build_app(runtime: Runtime) -> Starlette:
             Route("/readyz", readyz, methods=["GET"]),
             *(source_route(s) for s in sources),
         ],
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=authenticate)] if settings.auth_tokens else [],
         lifespan=lifespan,
     )

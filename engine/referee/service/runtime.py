@@ -6,6 +6,7 @@ that the HTTP app, the CLI and the tests build a service the same way.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 from datetime import UTC, datetime
@@ -13,13 +14,22 @@ from pathlib import Path
 
 from referee import _core
 from referee.config import Settings
+from referee.decision import lifecycle
+import grpc
+
 from referee.decision.engine import Decider
+from referee.ingest import otlp_grpc
+from referee.ingest.otlp_http import IngestGate
 from referee.decision.rulepack import LoadedRules, RulePackError, load_rules
+from referee.decision.watch import WatchPass, run_watch_rules
 from referee.hookspecs import VerdictSink
 from referee.models import Suggestion, Verdict
+from referee.outputs import otel
 from referee.outputs.delivery import DeliveryWorker
+from referee.outputs.feedback import FeedbackSink
 from referee.outputs.verdicts import VerdictStore
 from referee.plugins import loaded_plugins, plugin_manager, rule_functions
+from referee.service.background import Loop, RuleFileWatcher
 from referee.state import open_store
 
 log = logging.getLogger("referee")
@@ -34,13 +44,36 @@ class Runtime:
         self.rules: LoadedRules = load_rules(settings.rules, settings.min_history, self.functions)
         self.rules_loaded_at = datetime.now(UTC)
         self.rules_last_error: str | None = None
+        #: Reloads that failed (SIGHUP or a file change); the rules in force stayed.
+        self.rules_reload_failures_total = 0
+        self._reload_lock = threading.Lock()
+        self.last_watch_pass: WatchPass | None = None
         self.decider = Decider(self.store, self.rules)
         self.verdicts = VerdictStore(settings.database)
         self.sinks: list[VerdictSink] = [
             s for group in self.pm.hook.referee_verdict_sinks(settings=settings) for s in group or []
         ]
+        # OpenTelemetry (off unless configured) and the copilot feedback webhook: built-in sinks.
+        self.telemetry = otel.setup(settings, self.store.stats, self.verdicts.outbox_depth)
+        self.sinks += self.telemetry.sinks
+        if settings.feedback is not None:
+            self.sinks.append(FeedbackSink.from_config(settings.feedback))
         self.worker = DeliveryWorker(self.verdicts, self.sinks)
         self._decide_lock = threading.Lock()
+        # Rule files are polled for changes; watch rules run over live series on an interval.
+        watcher = RuleFileWatcher(settings.rules, self.reload_rules)
+        self._loops = [
+            Loop("rule-file-watcher", settings.rules_watch_interval_s, watcher.step),
+            Loop("watch-rules", settings.watch_interval_s, self.run_watch),
+        ]
+        self.ingest_gate = IngestGate(settings.max_inflight_requests, settings.max_inflight_bytes)
+        self._tokens = [t.get().encode() for t in settings.auth_tokens]
+        self.grpc_server: grpc.Server | None = None
+        self.grpc_port: int | None = None
+        # Pending verdicts are decided again as data arrives (see referee.decision.lifecycle).
+        self.lifecycle = lifecycle.Lifecycle(
+            self.verdicts, lambda: self.decider, settings.lifecycle, self._decide_lock, self.worker.wake
+        )
         log.info(
             "rules revision %s: %d rules from %d files; plugins: %s; sinks: %s",
             self.rules.revision,
@@ -50,35 +83,84 @@ class Runtime:
             ", ".join(s.name for s in self.sinks) or "none",
         )
 
+    def authorised(self, header: str | None) -> bool:
+        """Whether an ``Authorization`` header carries one of the configured bearer tokens
+        (always true when none is configured). Every token is compared, in constant time."""
+        if not self._tokens:
+            return True
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        given = token.strip().encode()
+        ok = False
+        for expected in self._tokens:
+            ok |= hmac.compare_digest(given, expected)
+        return ok
+
     def start(self) -> None:
+        if self.settings.grpc_port is not None and self.grpc_server is None:
+            self.grpc_server, self.grpc_port = otlp_grpc.start(self, self.settings.host, self.settings.grpc_port)
         self.worker.start()
+        for loop in self._loops:
+            loop.start()
+        self.lifecycle.start()
 
     def close(self) -> None:
+        for loop in self._loops:
+            loop.stop()
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=2).wait()
+            self.grpc_server = None
+        self.lifecycle.stop()
         self.worker.stop()
+        self.telemetry.shutdown()
         self.verdicts.close()
 
     def reload_rules(self, paths: list[Path] | None = None) -> bool:
         """All or nothing: a broken pack keeps the running rules and records the error."""
+        with self._reload_lock:
+            return self._reload(paths)
+
+    def _reload(self, paths: list[Path] | None) -> bool:
         try:
             rules = load_rules(paths or self.settings.rules, self.settings.min_history, self.functions)
         except RulePackError as e:
             self.rules_last_error = str(e)
+            self.rules_reload_failures_total += 1
             log.error("rule reload failed; keeping revision %s:\n%s", self.rules.revision, e)
             return False
         self.rules, self.decider = rules, Decider(self.store, rules)
         self.rules_loaded_at, self.rules_last_error = datetime.now(UTC), None
+        log.info("rules reloaded: revision %s, %d rules", rules.revision, len(rules.rules))
         return True
+
+    def run_watch(self) -> WatchPass:
+        """One pass of the watch rules over the live series (findings in the verdict store)."""
+        done = run_watch_rules(self.rules, self.store, self.verdicts, self.settings.max_series)
+        self.last_watch_pass = done
+        return done
 
     def submit(self, suggestion: Suggestion) -> tuple[Verdict, bool]:
         """Decides a suggestion unless its (source, id) was decided before.
         Returns the verdict and whether it is new."""
+        self.telemetry.suggestion_received(suggestion)
         earlier = self.verdicts.find(suggestion.source, suggestion.id)
         if earlier is not None:
             return earlier, False
-        with self._decide_lock:
+        with self._decide_lock, self.telemetry.decision(suggestion) as record:
             verdict = self.decider.decide(suggestion)
+            verdict = lifecycle.stamp(
+                verdict, suggestion, self.decider.rules, self.settings.lifecycle, datetime.now(UTC)
+            )
             stored = self.verdicts.add(
                 verdict, suggestion.model_dump_json(exclude_none=True), [s.name for s in self.sinks]
             )
+            if stored.decision_id == verdict.decision_id:
+                record(stored)
         self.worker.wake()
         return stored, stored.decision_id == verdict.decision_id
+
+    def resolve(self, source: str, suggestion_id: str) -> Verdict | None:
+        """The source says the condition is over (e.g. a resolved alert): closes the verdict,
+        which is kept. Returns it, or ``None`` when this suggestion was never decided."""
+        return self.lifecycle.close(source, suggestion_id)

@@ -1,0 +1,562 @@
+//! OTLP logs and traces: what Referee takes from them.
+//!
+//! * **Logs.** A record whose event name is `copilot.suggestion` (the top-level `EventName`,
+//!   or the older `event.name` attribute) is a suggestion: it is handed back to the caller as
+//!   JSON (its body as a JSON value: a key-value map becomes an object, a string stays a
+//!   string for the caller to parse) with its attributes and resource. Every other record is
+//!   counted per service and severity into `log.records` series (`count` and `rate` per minute).
+//! * **Traces.** Server spans (`SPAN_KIND_SERVER`) become RED series per service, and per
+//!   service and route where `http.route` is set: metric `trace.server.duration` with
+//!   statistics `count`, `rate`, `error_ratio`, `mean`, `p50`, `p90`, `p99` per minute.
+//!
+//! Both are aggregated in fixed one-minute buckets keyed by the span's or record's own time.
+//! A bucket is written to the store when a later bucket of the same series starts, or when
+//! `flush` is called with a time past its end (the service does so periodically), so a series
+//! gets exactly one point per minute and never an out-of-order one.
+
+use std::collections::HashMap;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
+use prost::Message;
+use serde_json::{json, Map, Value as Json};
+
+use crate::error::IngestError;
+use crate::otlp::{any_value_string, inflate, Encoding, IngestReport};
+use crate::store::SeriesStore;
+
+/// The event name that marks a log record as a copilot suggestion.
+pub const SUGGESTION_EVENT: &str = "copilot.suggestion";
+/// Width of the aggregation buckets for log counts and span RED series.
+pub const BUCKET_MS: i64 = 60_000;
+/// Durations kept per bucket for quantiles; beyond it every other one is dropped (and the
+/// keep-stride doubled), so memory stays bounded and the sample stays spread over the bucket.
+const MAX_DURATIONS: usize = 4096;
+
+pub const LOG_METRIC: &str = "log.records";
+pub const SPAN_METRIC: &str = "trace.server.duration";
+
+/// An OTLP value as JSON, as a person would write it (maps and lists nest).
+pub fn any_value_json(v: &Option<AnyValue>) -> Json {
+    match v.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Json::String(s.clone()),
+        Some(any_value::Value::IntValue(i)) => json!(i),
+        Some(any_value::Value::DoubleValue(d)) => json!(d),
+        Some(any_value::Value::BoolValue(b)) => json!(b),
+        Some(any_value::Value::ArrayValue(a)) => Json::Array(
+            a.values
+                .iter()
+                .map(|x| any_value_json(&Some(x.clone())))
+                .collect(),
+        ),
+        Some(any_value::Value::KvlistValue(kv)) => kv_json(&kv.values),
+        Some(any_value::Value::BytesValue(b)) => {
+            Json::String(b.iter().map(|x| format!("{x:02x}")).collect())
+        }
+        Some(any_value::Value::StringValueStrindex(i)) => json!(i),
+        None => Json::Null,
+    }
+}
+
+fn kv_json(kvs: &[KeyValue]) -> Json {
+    let mut m = Map::new();
+    for kv in kvs {
+        m.insert(kv.key.clone(), any_value_json(&kv.value));
+    }
+    Json::Object(m)
+}
+
+fn attr<'a>(kvs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    kvs.iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+}
+
+fn attr_string(kvs: &[KeyValue], key: &str) -> Option<String> {
+    attr(kvs, key).map(|v| any_value_string(&Some(v.clone())))
+}
+
+#[derive(Default)]
+struct Bucket {
+    start_ms: i64,
+    count: u64,
+    errors: u64,
+    sum: f64,
+    durations: Vec<f64>,
+    stride: u64,
+    seen: u64,
+}
+
+impl Bucket {
+    fn new(start_ms: i64) -> Self {
+        Bucket {
+            start_ms,
+            stride: 1,
+            ..Default::default()
+        }
+    }
+
+    fn add_duration(&mut self, d: f64) {
+        self.seen += 1;
+        if self.seen % self.stride != 0 {
+            return;
+        }
+        self.durations.push(d);
+        if self.durations.len() >= MAX_DURATIONS {
+            let mut i = 0;
+            self.durations.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
+            self.stride *= 2;
+        }
+    }
+}
+
+/// Which statistics a bucket becomes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Logs,
+    Spans,
+}
+
+/// Open one-minute buckets, per (metric, attributes).
+#[derive(Default)]
+pub struct EventAggregator {
+    open: HashMap<(String, Vec<(String, String)>), (Kind, Bucket)>,
+    /// Records or spans that arrived for a bucket already written (counted into the open one).
+    pub late: u64,
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let rank = (q * (sorted.len() as f64 - 1.0)).max(0.0);
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    let f = rank - lo as f64;
+    sorted[lo] * (1.0 - f) + sorted[hi.min(sorted.len() - 1)] * f
+}
+
+fn write(
+    store: &mut SeriesStore,
+    metric: &str,
+    attrs: &[(String, String)],
+    kind: Kind,
+    b: &mut Bucket,
+) {
+    let attrs: Vec<(&str, &str)> = attrs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let ts = b.start_ms + BUCKET_MS;
+    let minutes = BUCKET_MS as f64 / 60_000.0;
+    let mut push = |stat: &str, v: f64| {
+        let _ = store.push(metric, stat, &attrs, ts, v);
+    };
+    push("count", b.count as f64);
+    push("rate", b.count as f64 / (minutes * 60.0));
+    if kind == Kind::Spans && b.count > 0 {
+        push("error_ratio", b.errors as f64 / b.count as f64);
+        push("mean", b.sum / b.count as f64);
+        b.durations.sort_unstable_by(|a, c| a.total_cmp(c));
+        if !b.durations.is_empty() {
+            push("p50", quantile(&b.durations, 0.5));
+            push("p90", quantile(&b.durations, 0.9));
+            push("p99", quantile(&b.durations, 0.99));
+        }
+    }
+}
+
+impl EventAggregator {
+    /// The open bucket of `(metric, attrs)` for `ts_ms`; a bucket it replaces is written first.
+    fn bucket(
+        &mut self,
+        store: &mut SeriesStore,
+        metric: &str,
+        attrs: Vec<(String, String)>,
+        kind: Kind,
+        ts_ms: i64,
+    ) -> &mut Bucket {
+        let start = ts_ms.div_euclid(BUCKET_MS) * BUCKET_MS;
+        let key = (metric.to_string(), attrs);
+        if let Some((k, open)) = self.open.get_mut(&key) {
+            if start > open.start_ms {
+                let mut done = std::mem::replace(open, Bucket::new(start));
+                write(store, &key.0, &key.1, *k, &mut done);
+            } else if start < open.start_ms {
+                self.late += 1;
+            }
+        }
+        &mut self
+            .open
+            .entry(key)
+            .or_insert_with(|| (kind, Bucket::new(start)))
+            .1
+    }
+
+    /// Writes every bucket that ended at or before `now_ms`.
+    pub fn flush(&mut self, store: &mut SeriesStore, now_ms: i64) -> usize {
+        let mut n = 0;
+        self.open.retain(|(metric, attrs), (kind, b)| {
+            if b.start_ms + BUCKET_MS <= now_ms {
+                write(store, metric, attrs, *kind, b);
+                n += 1;
+                false
+            } else {
+                true
+            }
+        });
+        n
+    }
+
+    /// Open buckets (for statistics).
+    pub fn open_buckets(&self) -> usize {
+        self.open.len()
+    }
+}
+
+fn body<'a>(
+    body: &'a [u8],
+    gzip: bool,
+    limit: usize,
+    buf: &'a mut Vec<u8>,
+) -> Result<&'a [u8], IngestError> {
+    if gzip {
+        *buf = inflate(body, limit)?;
+        Ok(&buf[..])
+    } else if body.len() > limit {
+        Err(IngestError::TooLarge { limit })
+    } else {
+        Ok(body)
+    }
+}
+
+/// What a logs request gave: counts for `partial_success`, and the suggestion events.
+#[derive(Debug, Default)]
+pub struct LogsOutcome {
+    pub report: IngestReport,
+    /// One JSON object per suggestion event: `{body, attributes, resource, time_unix_nano}`.
+    pub suggestions: Vec<Json>,
+}
+
+pub fn decode_logs(
+    raw: &[u8],
+    encoding: Encoding,
+) -> Result<ExportLogsServiceRequest, IngestError> {
+    match encoding {
+        Encoding::Protobuf => ExportLogsServiceRequest::decode(raw)
+            .map_err(|e| IngestError::BadRequest(format!("protobuf: {e}"))),
+        Encoding::Json => {
+            serde_json::from_slice(raw).map_err(|e| IngestError::BadRequest(format!("json: {e}")))
+        }
+    }
+}
+
+pub fn decode_traces(
+    raw: &[u8],
+    encoding: Encoding,
+) -> Result<ExportTraceServiceRequest, IngestError> {
+    match encoding {
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(raw)
+            .map_err(|e| IngestError::BadRequest(format!("protobuf: {e}"))),
+        Encoding::Json => {
+            serde_json::from_slice(raw).map_err(|e| IngestError::BadRequest(format!("json: {e}")))
+        }
+    }
+}
+
+fn record_time_ms(time_ns: u64, observed_ns: u64) -> Option<i64> {
+    let ns = if time_ns > 0 { time_ns } else { observed_ns };
+    (ns > 0).then(|| (ns / 1_000_000) as i64)
+}
+
+/// The severity label records are counted under: the text when set, else the number's range.
+fn severity(text: &str, number: i32) -> &str {
+    if !text.is_empty() {
+        return text;
+    }
+    match number {
+        1..=4 => "TRACE",
+        5..=8 => "DEBUG",
+        9..=12 => "INFO",
+        13..=16 => "WARN",
+        17..=20 => "ERROR",
+        21..=24 => "FATAL",
+        _ => "UNSPECIFIED",
+    }
+}
+
+/// Decodes a logs request: suggestion events are returned, other records counted.
+pub fn ingest_logs(
+    store: &mut SeriesStore,
+    agg: &mut EventAggregator,
+    body_bytes: &[u8],
+    encoding: Encoding,
+    gzip: bool,
+    limit: usize,
+) -> Result<LogsOutcome, IngestError> {
+    let mut buf = Vec::new();
+    let raw = body(body_bytes, gzip, limit, &mut buf)?;
+    let request = decode_logs(raw, encoding)?;
+    let mut out = LogsOutcome::default();
+    for rl in &request.resource_logs {
+        let resource_attrs: &[KeyValue] = rl
+            .resource
+            .as_ref()
+            .map(|r| &r.attributes[..])
+            .unwrap_or(&[]);
+        let service = attr_string(resource_attrs, "service.name").unwrap_or_default();
+        for sl in &rl.scope_logs {
+            for rec in &sl.log_records {
+                let event = if !rec.event_name.is_empty() {
+                    Some(rec.event_name.clone())
+                } else {
+                    attr_string(&rec.attributes, "event.name")
+                };
+                if event.as_deref() == Some(SUGGESTION_EVENT) {
+                    if rec.body.is_none() {
+                        out.report.rejected += 1;
+                        if out.report.message.is_empty() {
+                            out.report.message = "a copilot.suggestion event had no body".into();
+                        }
+                        continue;
+                    }
+                    out.suggestions.push(json!({
+                        "body": any_value_json(&rec.body),
+                        "attributes": kv_json(&rec.attributes),
+                        "resource": kv_json(resource_attrs),
+                        "time_unix_nano": rec.time_unix_nano.max(rec.observed_time_unix_nano),
+                    }));
+                    // Accepted here means decoded; the caller may still reject the suggestion.
+                    out.report.accepted += 1;
+                    continue;
+                }
+                let Some(ts) = record_time_ms(rec.time_unix_nano, rec.observed_time_unix_nano)
+                else {
+                    out.report.rejected += 1;
+                    if out.report.message.is_empty() {
+                        out.report.message =
+                            "a log record had neither a time nor an observed time".into();
+                    }
+                    continue;
+                };
+                let attrs = vec![
+                    ("service.name".to_string(), service.clone()),
+                    (
+                        "severity".to_string(),
+                        severity(&rec.severity_text, rec.severity_number).to_string(),
+                    ),
+                ];
+                agg.bucket(store, LOG_METRIC, attrs, Kind::Logs, ts).count += 1;
+                out.report.accepted += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes a traces request and adds its server spans to the RED buckets.
+pub fn ingest_traces(
+    store: &mut SeriesStore,
+    agg: &mut EventAggregator,
+    body_bytes: &[u8],
+    encoding: Encoding,
+    gzip: bool,
+    limit: usize,
+) -> Result<IngestReport, IngestError> {
+    let mut buf = Vec::new();
+    let raw = body(body_bytes, gzip, limit, &mut buf)?;
+    let request = decode_traces(raw, encoding)?;
+    let mut report = IngestReport::default();
+    for rs in &request.resource_spans {
+        let resource_attrs: &[KeyValue] = rs
+            .resource
+            .as_ref()
+            .map(|r| &r.attributes[..])
+            .unwrap_or(&[]);
+        let service = attr_string(resource_attrs, "service.name").unwrap_or_default();
+        for ss in &rs.scope_spans {
+            for span in &ss.spans {
+                if span.kind != SpanKind::Server as i32 {
+                    // Only server spans measure what a service's callers see; others are fine.
+                    report.accepted += 1;
+                    continue;
+                }
+                if span.end_time_unix_nano < span.start_time_unix_nano
+                    || span.end_time_unix_nano == 0
+                {
+                    report.rejected += 1;
+                    if report.message.is_empty() {
+                        report.message = "a span ended before it started".into();
+                    }
+                    continue;
+                }
+                let duration_s = (span.end_time_unix_nano - span.start_time_unix_nano) as f64 / 1e9;
+                let ts = (span.end_time_unix_nano / 1_000_000) as i64;
+                let error = span
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.code == StatusCode::Error as i32)
+                    || attr_string(&span.attributes, "http.response.status_code")
+                        .and_then(|c| c.parse::<u32>().ok())
+                        .is_some_and(|c| c >= 500);
+                let route = attr_string(&span.attributes, "http.route");
+                let mut keys = vec![vec![("service.name".to_string(), service.clone())]];
+                if let Some(route) = route.filter(|r| !r.is_empty()) {
+                    keys.push(vec![
+                        ("http.route".to_string(), route),
+                        ("service.name".to_string(), service.clone()),
+                    ]);
+                }
+                for attrs in keys {
+                    let b = agg.bucket(store, SPAN_METRIC, attrs, Kind::Spans, ts);
+                    b.count += 1;
+                    b.errors += u64::from(error);
+                    b.sum += duration_s;
+                    b.add_duration(duration_s);
+                }
+                report.accepted += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/contracts/otlp");
+
+    fn example(name: &str) -> Option<Vec<u8>> {
+        std::fs::read(format!("{EXAMPLES}/{name}")).ok()
+    }
+
+    #[test]
+    fn official_log_and_event_examples_decode() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut agg = EventAggregator::default();
+        for name in ["example-logs.json", "example-events.json"] {
+            let Some(body) = example(name) else { return };
+            let out =
+                ingest_logs(&mut store, &mut agg, &body, Encoding::Json, false, 1 << 20).unwrap();
+            assert!(out.report.accepted > 0, "{name}");
+            assert_eq!(out.report.rejected, 0, "{name}: {}", out.report.message);
+        }
+    }
+
+    #[test]
+    fn official_trace_example_decodes_with_hex_ids() {
+        let Some(body) = example("example-trace.json") else {
+            return;
+        };
+        let req = decode_traces(&body, Encoding::Json).unwrap();
+        let span = &req.resource_spans[0].scope_spans[0].spans[0];
+        // Hex, not base64: 16 bytes of trace id, 8 of span id.
+        assert_eq!(span.trace_id.len(), 16);
+        assert_eq!(span.span_id.len(), 8);
+    }
+
+    #[test]
+    fn suggestion_events_are_returned_and_other_logs_counted() {
+        let body = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "copilot"}}]},
+        "scopeLogs": [{"logRecords": [
+            {"timeUnixNano": "60000000000", "eventName": "copilot.suggestion",
+             "body": {"kvlistValue": {"values": [{"key": "id", "value": {"stringValue": "s1"}}]}}},
+            {"timeUnixNano": "60000000000",
+             "attributes": [{"key": "event.name", "value": {"stringValue": "copilot.suggestion"}}],
+             "body": {"stringValue": "{\"id\": \"s2\"}"}},
+            {"timeUnixNano": "61000000000", "severityNumber": 17, "body": {"stringValue": "boom"}},
+            {"timeUnixNano": "62000000000", "severityText": "ERROR", "body": {"stringValue": "boom"}},
+            {"timeUnixNano": "125000000000", "severityText": "ERROR"}
+        ]}]}]});
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut agg = EventAggregator::default();
+        let out = ingest_logs(
+            &mut store,
+            &mut agg,
+            body.to_string().as_bytes(),
+            Encoding::Json,
+            false,
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(out.suggestions.len(), 2);
+        assert_eq!(out.suggestions[0]["body"]["id"], "s1");
+        assert_eq!(out.suggestions[1]["body"], "{\"id\": \"s2\"}");
+        assert_eq!(out.report.accepted, 5);
+        // The first minute's bucket was written when the next minute started.
+        let found = store.find(LOG_METRIC, "count", &[("severity".into(), "ERROR".into())]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].ring.back().unwrap().value, 2.0);
+        assert_eq!(agg.flush(&mut store, 300_000), 1);
+    }
+
+    #[test]
+    fn server_spans_become_red_series() {
+        let mut spans = Vec::new();
+        for i in 0..10u64 {
+            let start = 60_000_000_000 + i * 1_000_000_000;
+            spans.push(serde_json::json!({
+                "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+                "name": "GET /cart", "kind": 2,
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + (i + 1) * 10_000_000).to_string(),
+                "attributes": [{"key": "http.route", "value": {"stringValue": "/cart"}}],
+                "status": {"code": if i == 0 { 2 } else { 0 }}
+            }));
+        }
+        spans.push(
+            serde_json::json!({"traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": "eee19b7ec3c1b175", "name": "db", "kind": 3,
+            "startTimeUnixNano": "60000000000", "endTimeUnixNano": "60100000000"}),
+        );
+        let body = serde_json::json!({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "cart"}}]},
+            "scopeSpans": [{"spans": spans}]}]});
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut agg = EventAggregator::default();
+        let r = ingest_traces(
+            &mut store,
+            &mut agg,
+            body.to_string().as_bytes(),
+            Encoding::Json,
+            false,
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!((r.accepted, r.rejected), (11, 0));
+        assert_eq!(agg.flush(&mut store, 200_000), 2);
+        let subject = [("service.name".to_string(), "cart".to_string())];
+        let er = store.find(SPAN_METRIC, "error_ratio", &subject);
+        assert_eq!(er[0].ring.back().unwrap().value, 0.1);
+        let p50 = store.find(SPAN_METRIC, "p50", &subject)[0]
+            .ring
+            .back()
+            .unwrap()
+            .value;
+        assert!((p50 - 0.055).abs() < 1e-9, "{p50}");
+        let count = store.find(SPAN_METRIC, "count", &subject);
+        // The service-wide series is found first (fewest attributes), then the route's.
+        assert_eq!(count.len(), 2);
+        assert_eq!(count[0].attributes.len(), 1);
+    }
+
+    #[test]
+    fn garbage_is_a_bad_request() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut agg = EventAggregator::default();
+        assert!(ingest_logs(
+            &mut store,
+            &mut agg,
+            b"\xff\x00garbage",
+            Encoding::Protobuf,
+            false,
+            1 << 20
+        )
+        .is_err());
+        assert!(ingest_traces(&mut store, &mut agg, b"{", Encoding::Json, false, 1 << 20).is_err());
+    }
+}
