@@ -7,7 +7,8 @@ through the ``referee`` entry-point group (see ``referee.plugins``). Every hook 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -52,17 +53,27 @@ class SinkRetryableError(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """What a source's ``parse`` returns, next to suggestions, when the condition behind an
+    earlier suggestion is over (a resolved alert): its verdict is closed and kept."""
+
+    source: str
+    suggestion_id: str
+
+
 class SuggestionSource(Protocol):
     """A way suggestions arrive besides ``POST /api/v1/suggestions``.
 
     ``path`` is mounted under ``/api/v1/sources/``; ``parse`` turns one request body into
-    Suggestion v1 documents, or raises ``ValueError`` with a reason (answered with 400).
+    Suggestion v1 documents (and ``Resolved`` markers), or raises ``ValueError`` with a reason
+    (answered with 400; a pydantic ``ValidationError`` with 422 and the failing fields).
     """
 
     name: str
     path: str
 
-    def parse(self, body: bytes, content_type: str) -> list[Suggestion]: ...
+    def parse(self, body: bytes, content_type: str) -> Sequence[Suggestion | Resolved]: ...
 
 
 @hookspec

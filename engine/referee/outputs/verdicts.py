@@ -6,6 +6,10 @@
   verdict. A worker delivers pending rows with exponential backoff; the sink's reference
   (e.g. the Grafana annotation id) is kept so that re-delivery updates instead of duplicating.
   Rows survive restarts, so verdicts decided while Grafana was down are delivered later.
+* ``lifecycle`` and ``verdict_versions``: the status (pending | settled | closed) and current
+  version of each decision, and every version's body. A re-evaluation that changes a verdict
+  stores a new version and puts the decision's deliveries back to pending, keeping their
+  ``ref`` so sinks update what they wrote (see ``referee.decision.lifecycle``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,22 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (decision_id, sink)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt);
+CREATE TABLE IF NOT EXISTS lifecycle (
+    decision_id TEXT PRIMARY KEY REFERENCES verdicts (decision_id),
+    status      TEXT NOT NULL,            -- pending | settled | closed
+    version     INTEGER NOT NULL DEFAULT 1,
+    settles_at  TEXT,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lifecycle_status ON lifecycle (status);
+CREATE TABLE IF NOT EXISTS verdict_versions (
+    decision_id    TEXT NOT NULL REFERENCES verdicts (decision_id),
+    version        INTEGER NOT NULL,
+    verdict        TEXT NOT NULL,
+    rules_revision TEXT NOT NULL,
+    body           TEXT NOT NULL,
+    PRIMARY KEY (decision_id, version)
+);
 """
 
 
@@ -77,6 +97,8 @@ class Delivery:
     sink: str
     ref: str | None
     attempts: int
+    #: The decision's version when the row was read; a newer version keeps the row pending.
+    version: int = 1
 
 
 class VerdictStore:
@@ -145,7 +167,70 @@ class VerdictStore:
                 "INSERT INTO deliveries (decision_id, sink) VALUES (?, ?)",
                 [(verdict.decision_id, s) for s in sinks],
             )
+            self._record_version(db, verdict)
         return verdict
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _record_version(db: sqlite3.Connection, verdict: Verdict) -> None:
+        db.execute(
+            "INSERT OR REPLACE INTO lifecycle VALUES (?, ?, ?, ?, ?)",
+            (
+                verdict.decision_id,
+                verdict.status,
+                verdict.version,
+                verdict.settles_at.isoformat() if verdict.settles_at else None,
+                verdict.decided_at.isoformat(),
+            ),
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO verdict_versions VALUES (?, ?, ?, ?, ?)",
+            (
+                verdict.decision_id,
+                verdict.version,
+                verdict.verdict,
+                verdict.rules_revision,
+                verdict.model_dump_json(),
+            ),
+        )
+
+    def pending(self, limit: int = 500) -> list[tuple[Verdict, str]]:
+        """Pending verdicts with their suggestion JSON, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT v.body, v.suggestion FROM lifecycle l JOIN verdicts v USING (decision_id) "
+                "WHERE l.status = 'pending' ORDER BY v.decided_at LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(Verdict.model_validate_json(r["body"]), r["suggestion"]) for r in rows]
+
+    def revise(self, verdict: Verdict, requeue: bool) -> None:
+        """Stores a new state of a decision (same ``decision_id``): its body, status and version.
+
+        With ``requeue`` (the verdict's value changed) every delivery of the decision goes back
+        to pending with its ``ref`` kept, so each sink updates what it wrote, once.
+        """
+        with self._tx() as db:
+            db.execute(
+                "UPDATE verdicts SET verdict = ?, rules_revision = ?, body = ? WHERE decision_id = ?",
+                (verdict.verdict, verdict.rules_revision, verdict.model_dump_json(), verdict.decision_id),
+            )
+            self._record_version(db, verdict)
+            if requeue:
+                db.execute(
+                    "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt = 0, "
+                    "last_error = NULL WHERE decision_id = ?",
+                    (verdict.decision_id,),
+                )
+
+    def history(self, decision_id: str) -> list[Verdict]:
+        """Every stored version of a decision, oldest first (the last is the current one)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT body FROM verdict_versions WHERE decision_id = ? ORDER BY version", (decision_id,)
+            ).fetchall()
+        return [Verdict.model_validate_json(r["body"]) for r in rows]
 
     def get(self, decision_id: str) -> Verdict | None:
         with self._lock:
@@ -187,18 +272,22 @@ class VerdictStore:
         now = time.time() if now is None else now
         with self._lock:
             rows = self._conn.execute(
-                "SELECT decision_id, sink, ref, attempts FROM deliveries "
-                "WHERE status = 'pending' AND next_attempt <= ? ORDER BY next_attempt LIMIT ?",
+                "SELECT d.decision_id, d.sink, d.ref, d.attempts, coalesce(l.version, 1) AS version "
+                "FROM deliveries d LEFT JOIN lifecycle l USING (decision_id) "
+                "WHERE d.status = 'pending' AND d.next_attempt <= ? ORDER BY d.next_attempt LIMIT ?",
                 (now, limit),
             ).fetchall()
-        return [Delivery(r["decision_id"], r["sink"], r["ref"], r["attempts"]) for r in rows]
+        return [Delivery(r["decision_id"], r["sink"], r["ref"], r["attempts"], r["version"]) for r in rows]
 
     def delivered(self, d: Delivery, ref: str | None) -> None:
         with self._tx() as db:
+            # A version stored while this one was being delivered keeps the row pending (the
+            # sink then updates through the ref just written) instead of being lost.
             db.execute(
-                "UPDATE deliveries SET status = 'delivered', ref = ?, attempts = attempts + 1, "
-                "last_error = NULL WHERE decision_id = ? AND sink = ?",
-                (ref, d.decision_id, d.sink),
+                "UPDATE deliveries SET status = CASE WHEN coalesce((SELECT version FROM lifecycle "
+                "WHERE decision_id = ?), 1) > ? THEN 'pending' ELSE 'delivered' END, "
+                "ref = ?, attempts = attempts + 1, last_error = NULL WHERE decision_id = ? AND sink = ?",
+                (d.decision_id, d.version, ref, d.decision_id, d.sink),
             )
 
     def retry_later(self, d: Delivery, error: str, delay_s: float) -> None:
