@@ -185,7 +185,8 @@ def rules_explain(
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
     else:
-        explain.render(doc, Console(highlight=False))
+        # Piped output is not squeezed to 80 columns: condition texts stay readable.
+        explain.render(doc, Console(highlight=False, width=None if sys.stdout.isatty() else 140))
 
 
 @app.command()

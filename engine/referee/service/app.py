@@ -5,6 +5,8 @@ Routes (also in ``docs/api.md``):
 * ``POST /v1/metrics``, ``/v1/logs``, ``/v1/traces`` - OTLP/HTTP, protobuf or JSON, optionally
   gzip (``copilot.suggestion`` log events are decided like posted suggestions);
 * ``POST /api/v1/suggestions`` - Suggestion v1 in, Verdict v1 out;
+* ``POST /api/v1/explain`` - Suggestion v1 in, the verdict with its trace and the rules out
+  (read-only: nothing is stored or delivered);
 * ``GET /api/v1/verdicts``, ``GET /api/v1/verdicts/{decision_id}``;
 * ``GET /api/v1/series``, ``GET /api/v1/rules``;
 * ``GET /healthz``, ``GET /readyz``;
@@ -27,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from referee.decision.explain import explanation
 from referee.hookspecs import Resolved, SuggestionSource
 from referee.ingest import otlp_http
 from referee.models import Suggestion
@@ -65,6 +68,25 @@ async def _suggestion_body(request: Request) -> bytes | Response:
         return await _read_body(request, MAX_SUGGESTION_BYTES)
     except otlp_http.OtlpHttpError as e:
         return _problem(e.status, e.message)
+
+
+def _parse_suggestion(body: bytes) -> Suggestion | Response:
+    """A Suggestion v1 from a request body, or the 400/422 answer naming what is wrong."""
+    try:
+        raw = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return _problem(400, f"body is not JSON: {e}")
+    try:
+        return Suggestion.model_validate(raw)
+    except ValidationError as e:
+        return _problem(
+            422,
+            "not a valid Suggestion v1",
+            details=[
+                {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
+                for err in e.errors(include_url=False)
+            ],
+        )
 
 
 def build_app(runtime: Runtime) -> Starlette:
@@ -106,23 +128,23 @@ def build_app(runtime: Runtime) -> Starlette:
         body = await _suggestion_body(request)
         if isinstance(body, Response):
             return body
-        try:
-            raw = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return _problem(400, f"body is not JSON: {e}")
-        try:
-            suggestion = Suggestion.model_validate(raw)
-        except ValidationError as e:
-            return _problem(
-                422,
-                "not a valid Suggestion v1",
-                details=[
-                    {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
-                    for err in e.errors(include_url=False)
-                ],
-            )
+        suggestion = _parse_suggestion(body)
+        if isinstance(suggestion, Response):
+            return suggestion
         verdict, new = await run_in_threadpool(runtime.submit, suggestion)
         return Response(verdict.model_dump_json(), 201 if new else 200, media_type="application/json")
+
+    async def explain(request: Request) -> Response:
+        # Read-only: decided like a suggestion, but neither stored nor delivered.
+        body = await _suggestion_body(request)
+        if isinstance(body, Response):
+            return body
+        suggestion = _parse_suggestion(body)
+        if isinstance(suggestion, Response):
+            return suggestion
+        decider = runtime.decider
+        verdict = await run_in_threadpool(decider.decide, suggestion)
+        return _json(explanation(verdict, decider.rules))
 
     async def list_verdicts(request: Request) -> Response:
         q = request.query_params
@@ -246,6 +268,7 @@ def build_app(runtime: Runtime) -> Starlette:
             Route("/v1/logs", otlp_route(otlp_http.Signal.LOGS), methods=["POST"]),
             Route("/v1/traces", otlp_route(otlp_http.Signal.TRACES), methods=["POST"]),
             Route("/api/v1/suggestions", post_suggestion, methods=["POST"]),
+            Route("/api/v1/explain", explain, methods=["POST"]),
             Route("/api/v1/verdicts", list_verdicts, methods=["GET"]),
             Route("/api/v1/verdicts/{decision_id}", get_verdict, methods=["GET"]),
             Route("/api/v1/series", list_series, methods=["GET"]),
