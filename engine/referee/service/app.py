@@ -8,7 +8,7 @@ Routes (also in ``docs/api.md``):
 * ``POST /api/v1/explain`` - Suggestion v1 in, the verdict with its trace and the rules out
   (read-only: nothing is stored or delivered);
 * ``GET /api/v1/verdicts``, ``GET /api/v1/verdicts/{decision_id}``;
-* ``GET /api/v1/series``, ``GET /api/v1/rules``;
+* ``GET /api/v1/series``, ``GET /api/v1/rules``, ``GET /api/v1/findings``;
 * ``GET /healthz``, ``GET /readyz``;
 * ``POST /api/v1/sources/<path>`` for each suggestion source a plugin provides.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -176,6 +177,19 @@ def build_app(runtime: Runtime) -> Starlette:
         rows = json.loads(runtime.store.series_json(q.get("metric"), limit))
         return _json({"stats": runtime.store.stats(), "series": rows})
 
+    async def list_findings(request: Request) -> Response:
+        q = request.query_params
+        try:
+            limit = min(10_000, max(1, int(q.get("limit", "1000"))))
+            since, until = (datetime.fromisoformat(q[k]) if q.get(k) else None for k in ("since", "until"))
+        except ValueError as e:
+            return _problem(400, f"limit must be an integer and since/until RFC 3339 times: {e}")
+        for t in (since, until):
+            if t is not None and t.tzinfo is None:
+                return _problem(400, "since/until need a UTC offset, e.g. 2026-01-01T00:00:00Z")
+        rows = await run_in_threadpool(runtime.verdicts.findings, since, until, q.get("service"), limit)
+        return _json({"findings": [f.model_dump(mode="json") for f in rows]})
+
     async def get_rules(request: Request) -> Response:
         rules = runtime.rules
         return _json(
@@ -183,6 +197,7 @@ def build_app(runtime: Runtime) -> Starlette:
                 "revision": rules.revision,
                 "loaded_at": runtime.rules_loaded_at.isoformat(),
                 "last_error": runtime.rules_last_error,
+                "reload_failures_total": runtime.rules_reload_failures_total,
                 "files": [str(f) for f in rules.files],
                 "rules": [
                     {
@@ -191,6 +206,8 @@ def build_app(runtime: Runtime) -> Starlette:
                         "mode": r.mode,
                         "priority": r.priority,
                         "severity": r.severity,
+                        "kind": r.kind,
+                        "protect": r.protect,
                     }
                     for r in rules.rules
                 ],
@@ -273,6 +290,7 @@ def build_app(runtime: Runtime) -> Starlette:
             Route("/api/v1/verdicts/{decision_id}", get_verdict, methods=["GET"]),
             Route("/api/v1/series", list_series, methods=["GET"]),
             Route("/api/v1/rules", get_rules, methods=["GET"]),
+            Route("/api/v1/findings", list_findings, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             *(source_route(s) for s in sources),
