@@ -48,7 +48,11 @@ def _handler(runtime: Runtime, signal: Signal) -> Callable[[bytes, grpc.Servicer
                     raise OtlpHttpError(401, "missing or invalid bearer token")
             with runtime.ingest_gate.admit(len(request)):
                 result = otlp_http.export(
-                    runtime.store, signal, request, Negotiated(json=False, gzip=False), settings.max_body_bytes
+                    runtime.store,
+                    signal,
+                    request,
+                    Negotiated(json=False, gzip=False),
+                    settings.max_body_bytes,
                 )
         except OtlpHttpError as e:
             if e.retry_after:

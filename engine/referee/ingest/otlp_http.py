@@ -98,7 +98,9 @@ class IngestGate:
     @contextmanager
     def admit(self, size: int) -> Iterator[None]:
         with self._lock:
-            if self.requests + 1 > self.max_requests or (self.requests and self.bytes + size > self.max_bytes):
+            if self.requests + 1 > self.max_requests or (
+                self.requests and self.bytes + size > self.max_bytes
+            ):
                 self.refused += 1
                 raise OtlpHttpError(503, "ingest queue is full; retry later", retry_after=self.retry_after_s)
             self.requests += 1
@@ -152,7 +154,9 @@ def suggestion_from_event(event: dict[str, Any]) -> Suggestion:
         raise ValueError(f"not a valid Suggestion v1: {where}: {first['msg']}") from None
 
 
-def export(store: _core.SeriesStore, signal: Signal, body: bytes, neg: Negotiated, max_body_bytes: int) -> ExportResult:
+def export(
+    store: _core.SeriesStore, signal: Signal, body: bytes, neg: Negotiated, max_body_bytes: int
+) -> ExportResult:
     """Decodes one export request into the store; log events come back as suggestions."""
     kw = {"json": neg.json, "gzip": neg.gzip, "max_body_bytes": max_body_bytes}
     try:
