@@ -4,6 +4,7 @@ back-pressure, bearer tokens, the series cap, and random bodies thrown at the de
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import time
@@ -13,7 +14,9 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -368,14 +371,10 @@ def test_decoder_survives_random_and_truncated_bodies(data: st.DataObject) -> No
     as_json = data.draw(st.booleans())
     compressed = data.draw(st.booleans())
     for ingest in (store.ingest_otlp_metrics, store.ingest_otlp_traces):
-        try:
+        with contextlib.suppress(_core.DecodeError, _core.BodyTooLargeError):
             ingest(body, json=as_json, gzip=compressed, max_body_bytes=1 << 20)
-        except (_core.DecodeError, _core.BodyTooLargeError):
-            pass
-    try:
+    with contextlib.suppress(_core.DecodeError, _core.BodyTooLargeError):
         store.ingest_otlp_logs(body, json=as_json, gzip=compressed, max_body_bytes=1 << 20)
-    except (_core.DecodeError, _core.BodyTooLargeError):
-        pass
 
 
 def test_http_never_answers_500_to_random_bodies(server: BackgroundServer) -> None:

@@ -12,22 +12,22 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
+
 from referee import _core
 from referee.config import Settings
 from referee.decision import lifecycle
-import grpc
-
 from referee.decision.engine import Decider
-from referee.ingest import otlp_grpc
-from referee.ingest.otlp_http import IngestGate
 from referee.decision.rulepack import LoadedRules, RulePackError, load_rules
 from referee.decision.watch import WatchPass, run_watch_rules
 from referee.hookspecs import VerdictSink
+from referee.ingest import otlp_grpc
+from referee.ingest.otlp_http import IngestGate
 from referee.models import Suggestion, Verdict
 from referee.outputs import otel
 from referee.outputs.delivery import DeliveryWorker
 from referee.outputs.feedback import FeedbackSink
-from referee.outputs.verdicts import VerdictStore
+from referee.outputs.store import open_verdict_store
 from referee.plugins import loaded_plugins, plugin_manager, rule_functions
 from referee.service.background import Loop, RuleFileWatcher
 from referee.state import open_store
@@ -49,7 +49,7 @@ class Runtime:
         self._reload_lock = threading.Lock()
         self.last_watch_pass: WatchPass | None = None
         self.decider = Decider(self.store, self.rules)
-        self.verdicts = VerdictStore(settings.database)
+        self.verdicts: VerdictStore = open_verdict_store(settings.database)
         self.sinks: list[VerdictSink] = [
             s for group in self.pm.hook.referee_verdict_sinks(settings=settings) for s in group or []
         ]
@@ -99,7 +99,9 @@ class Runtime:
 
     def start(self) -> None:
         if self.settings.grpc_port is not None and self.grpc_server is None:
-            self.grpc_server, self.grpc_port = otlp_grpc.start(self, self.settings.host, self.settings.grpc_port)
+            self.grpc_server, self.grpc_port = otlp_grpc.start(
+                self, self.settings.host, self.settings.grpc_port
+            )
         self.worker.start()
         for loop in self._loops:
             loop.start()
