@@ -18,11 +18,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==25.3
 
-$(STAMP): $(BIN)/python pyproject.toml $(RUST_SOURCES) plugins/grafana/pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml $(RUST_SOURCES) plugins/grafana/pyproject.toml \
+		plugins/alertmanager/pyproject.toml plugins/grafana_alerting/pyproject.toml
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first"; exit 1; }
 	$(BIN)/pip install --quiet maturin==1.16.0
 	$(BIN)/maturin develop --release --quiet --extras dev
 	$(BIN)/pip install --quiet -e plugins/grafana
+	$(BIN)/pip install --quiet -e plugins/alertmanager -e plugins/grafana_alerting
+	@# The real Alertmanager the source tests deliver webhooks from (Debian 12: prometheus-alertmanager).
+	@command -v prometheus-alertmanager >/dev/null || test -x /usr/bin/prometheus-alertmanager || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager; }
 	@touch $(STAMP)
 
 .PHONY: install

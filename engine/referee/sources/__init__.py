@@ -1,0 +1,1 @@
+"""Helpers for suggestion-source plugins (the plugins themselves live in ``plugins/``)."""
