@@ -35,7 +35,9 @@ def serve(
     rules: Annotated[
         list[Path] | None, typer.Option("--rules", "-r", help="Rule pack file or directory (repeatable).")
     ] = None,
-    database: Annotated[Path | None, typer.Option(help="SQLite database \\[default: referee.db].")] = None,
+    database: Annotated[
+        str | None, typer.Option(help="SQLite file or postgresql:// URL \\[default: referee.db].")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the service: OTLP/HTTP ingest and the REST API on one port.
@@ -259,6 +261,59 @@ def replay(
         counts[v.verdict] = counts.get(v.verdict, 0) + 1
     summary = ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "no suggestions"
     typer.echo(f"{len(result.series)} series, {len(result.verdicts)} verdicts ({summary}) -> {out}")
+
+
+@app.command()
+def scorecard(
+    config: ConfigOpt = None,
+    database: Annotated[
+        str | None, typer.Option(help="SQLite file or postgresql:// URL \\[default: from the config].")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Ask a running service instead, e.g. http://127.0.0.1:4318.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="REFEREE_API_TOKEN", help="Bearer token for --url.")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back (24h, 7d).")] = None,
+    until: Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back.")] = None,
+    tolerance: Annotated[
+        str, typer.Option(help="How far a suggestion may be from a finding and still cover it.")
+    ] = "15m",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scorecard as JSON.")] = False,
+) -> None:
+    """Per source: suggestions, confirmed, suppressed, inconclusive, and misses (watch-rule
+    findings that no suggestion of the source covered)."""
+    import json
+
+    from referee.outputs import scorecard as sc
+
+    err = Console(stderr=True)
+    try:
+        if url:
+            card = sc.fetch(url, {"since": since or "", "until": until or "", "tolerance": tolerance}, token)
+        else:
+            from referee.config import Settings
+            from referee.outputs.store import open_verdict_store
+
+            settings = Settings.load(config, database=database)
+            store = open_verdict_store(settings.database)
+            try:
+                card = sc.build(
+                    store,
+                    sc.parse_time(since, "since") if since else None,
+                    sc.parse_time(until, "until") if until else None,
+                    sc.parse_tolerance(tolerance),
+                ).to_json()
+            finally:
+                store.close()
+    except (ValueError, RuntimeError) as e:
+        err.print(f"[red]scorecard:[/] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(card, indent=2))
+    else:
+        Console().print(sc.render(card))
 
 
 @app.command()

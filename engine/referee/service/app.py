@@ -9,6 +9,7 @@ Routes (also in ``docs/api.md``):
   (read-only: nothing is stored or delivered);
 * ``GET /api/v1/verdicts``, ``GET /api/v1/verdicts/{decision_id}``;
 * ``GET /api/v1/series``, ``GET /api/v1/rules``, ``GET /api/v1/findings``;
+* ``GET /api/v1/scorecard`` - per source: suggestions, verdicts, misses;
 * ``GET /healthz``, ``GET /readyz``;
 * ``POST /api/v1/sources/<path>`` for each suggestion source a plugin provides.
 """
@@ -34,6 +35,7 @@ from referee.decision.explain import explanation
 from referee.hookspecs import Resolved, SuggestionSource
 from referee.ingest import otlp_http
 from referee.models import Suggestion
+from referee.outputs import scorecard
 from referee.service.runtime import Runtime
 
 #: Largest suggestion (or source payload) accepted; webhooks carrying many alerts fit easily.
@@ -190,6 +192,17 @@ def build_app(runtime: Runtime) -> Starlette:
         rows = await run_in_threadpool(runtime.verdicts.findings, since, until, q.get("service"), limit)
         return _json({"findings": [f.model_dump(mode="json") for f in rows]})
 
+    async def get_scorecard(request: Request) -> Response:
+        q = request.query_params
+        try:
+            since = scorecard.parse_time(q["since"], "since") if q.get("since") else None
+            until = scorecard.parse_time(q["until"], "until") if q.get("until") else None
+            tolerance = scorecard.parse_tolerance(q.get("tolerance", "15m"))
+        except ValueError as e:
+            return _problem(400, str(e))
+        card = await run_in_threadpool(scorecard.build, runtime.verdicts, since, until, tolerance)
+        return _json(card.to_json())
+
     async def get_rules(request: Request) -> Response:
         rules = runtime.rules
         return _json(
@@ -290,6 +303,7 @@ def build_app(runtime: Runtime) -> Starlette:
             Route("/api/v1/verdicts/{decision_id}", get_verdict, methods=["GET"]),
             Route("/api/v1/series", list_series, methods=["GET"]),
             Route("/api/v1/rules", get_rules, methods=["GET"]),
+            Route("/api/v1/scorecard", get_scorecard, methods=["GET"]),
             Route("/api/v1/findings", list_findings, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

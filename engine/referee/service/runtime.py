@@ -28,6 +28,7 @@ from referee.outputs import otel
 from referee.outputs.delivery import DeliveryWorker
 from referee.outputs.feedback import FeedbackSink
 from referee.outputs.store import open_verdict_store
+from referee.outputs.verdicts import VerdictStore
 from referee.plugins import loaded_plugins, plugin_manager, rule_functions
 from referee.service.background import Loop, RuleFileWatcher
 from referee.state import open_store
