@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from referee.decision.ruletest import RuleTestFile
 from referee.models import Suggestion, Verdict
 
 #: Identifiers only (not necessarily resolvable); the ``/v1/`` segment is the schema's major version.
@@ -21,6 +22,7 @@ BASE_ID = "https://referee.dev/schemas/v1/"
 SCHEMAS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization"], str]] = {
     "suggestion": (Suggestion, "validation", "Suggestion v1: one claim from a copilot or alert source."),
     "verdict": (Verdict, "serialization", "Verdict v1: Referee's opinion on one suggestion."),
+    "ruletest": (RuleTestFile, "validation", "Rule test v1: input series, suggestions, expected verdicts."),
 }
 
 
