@@ -102,9 +102,10 @@ def test_error_ratio_rule_is_inconclusive_without_history() -> None:
     assert decide(store, at, "error_rate_high") == ("inconclusive", ["http.errors.ratio-vs-baseline"])
 
 
-def test_claims_no_rule_judges_are_inconclusive() -> None:
+def test_claims_without_evidence_are_inconclusive() -> None:
+    # The traffic pack judges the request rate; a service that only has p99 has none.
     store, at = store_with("p99", noisy(200, 0.3, 0.02), [])
-    assert decide(store, at, "traffic_drop") == ("inconclusive", [])
+    assert decide(store, at, "traffic_drop") == ("inconclusive", ["traffic.drop-vs-baseline"])
 
 
 def test_a_rule_whose_match_fails_is_inconclusive_not_silent(tmp_path: object) -> None:
