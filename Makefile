@@ -38,9 +38,10 @@ demo: install ## Play the seed incident end to end on the embedded defaults
 	$(BIN)/referee demo
 
 .PHONY: test
-test: install ## Run the whole suite: Rust unit tests, rule pack checks, Python tests
+test: install ## Run the whole suite: Rust unit tests, rule pack checks and tests, Python tests
 	cargo test --quiet --manifest-path rust_core/Cargo.toml
 	$(BIN)/referee rules check rules/
+	$(BIN)/referee rules test rules/
 	$(BIN)/python -m pytest -q
 
 .PHONY: bench
