@@ -28,6 +28,9 @@ $(STAMP): $(BIN)/python pyproject.toml $(RUST_SOURCES) plugins/grafana/pyproject
 	@# The real Alertmanager the source tests deliver webhooks from (Debian 12: prometheus-alertmanager).
 	@command -v prometheus-alertmanager >/dev/null || test -x /usr/bin/prometheus-alertmanager || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager; }
+	@# PostgreSQL for the verdict-store tests (initdb + pg_ctl in a temporary directory).
+	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 	@touch $(STAMP)
 
 .PHONY: install

@@ -12,7 +12,7 @@ from referee.config import Settings
 from referee.demo.run import BackgroundServer, free_port
 from referee.service.runtime import Runtime
 
-pytest_plugins = ["tests.grafana_contract.fixtures"]
+pytest_plugins = ["tests.grafana_contract.fixtures", "tests.postgres"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RULES = REPO / "rules"

@@ -1,5 +1,5 @@
 """Verdicts reach Grafana exactly once through the durable outbox: when Grafana fails, when it
-is slow, and across a restart of Referee."""
+is slow, and across a restart of Referee; with the outbox in SQLite and in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -22,11 +22,9 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(delivery, "backoff", lambda attempts: 0.0)
 
 
-def grafana_settings(tmp_path: Path, grafana: GrafanaContractServer) -> Settings:
+def grafana_settings(database: Path | str, grafana: GrafanaContractServer) -> Settings:
     env = {"GRAFANA_URL": grafana.url, "GRAFANA_TOKEN": grafana.token}
-    return Settings.load(
-        env=env, database=tmp_path / "referee.db", rules=[DEFAULT_RULES], grafana_timeout_s=0.5
-    )
+    return Settings.load(env=env, database=database, rules=[DEFAULT_RULES], grafana_timeout_s=0.5)
 
 
 def suggestion(n: int) -> Suggestion:
@@ -40,9 +38,9 @@ def suggestion(n: int) -> Suggestion:
 
 
 def test_failed_deliveries_are_retried_until_they_land(
-    tmp_path: Path, grafana_server: GrafanaContractServer
+    database_url: Path | str, grafana_server: GrafanaContractServer
 ) -> None:
-    rt = Runtime(grafana_settings(tmp_path, grafana_server))
+    rt = Runtime(grafana_settings(database_url, grafana_server))
     try:
         assert [s.name for s in rt.sinks] == ["grafana"]
         verdict, new = rt.submit(suggestion(1))
@@ -67,9 +65,9 @@ def test_failed_deliveries_are_retried_until_they_land(
 
 
 def test_verdicts_decided_while_grafana_is_down_are_delivered_after_a_restart(
-    tmp_path: Path, grafana_server: GrafanaContractServer
+    database_url: Path | str, grafana_server: GrafanaContractServer
 ) -> None:
-    settings = grafana_settings(tmp_path, grafana_server)
+    settings = grafana_settings(database_url, grafana_server)
     first = Runtime(settings)
     try:
         for n in range(3):
@@ -93,9 +91,9 @@ def test_verdicts_decided_while_grafana_is_down_are_delivered_after_a_restart(
 
 
 def test_a_slow_grafana_does_not_get_duplicates(
-    tmp_path: Path, grafana_server: GrafanaContractServer
+    database_url: Path | str, grafana_server: GrafanaContractServer
 ) -> None:
-    rt = Runtime(grafana_settings(tmp_path, grafana_server))
+    rt = Runtime(grafana_settings(database_url, grafana_server))
     try:
         rt.submit(suggestion(1))
         grafana_server.delay_next(0.0)

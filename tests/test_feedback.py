@@ -91,20 +91,24 @@ def suggestion(n: int) -> Suggestion:
     )
 
 
-def feedback_runtime(tmp_path: Path, copilot: Copilot, timeout_s: float = 5.0) -> Runtime:
+def feedback_runtime(
+    tmp_path: Path, copilot: Copilot, timeout_s: float = 5.0, database: Path | str | None = None
+) -> Runtime:
     token_file = tmp_path / "token"
     token_file.write_text(copilot.token + "\n")
     settings = Settings.load(
         env={},
-        database=tmp_path / "referee.db",
+        database=database or tmp_path / "referee.db",
         rules=[DEFAULT_RULES],
         feedback={"url": copilot.url, "token_file": str(token_file), "timeout_s": timeout_s},
     )
     return Runtime(settings)
 
 
-def test_feedback_is_retried_and_arrives_once_per_version(tmp_path: Path, copilot: Copilot) -> None:
-    rt = feedback_runtime(tmp_path, copilot, timeout_s=0.5)
+def test_feedback_is_retried_and_arrives_once_per_version(
+    tmp_path: Path, copilot: Copilot, database_url: Path | str
+) -> None:
+    rt = feedback_runtime(tmp_path, copilot, timeout_s=0.5, database=database_url)
     try:
         assert [s.name for s in rt.sinks] == ["feedback"]
         assert "s3cret" not in repr(rt.sinks[0]) and "s3cret" not in repr(rt.settings)

@@ -1,0 +1,194 @@
+"""The verdict store's rules, on SQLite and on PostgreSQL (``database_url`` runs each test on
+both): idempotent verdicts, the outbox, versions, findings; and, on PostgreSQL, what several
+replicas sharing one database need (claims that never overlap, races on unique keys)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from referee.models import Evidence, Finding, Verdict
+from referee.outputs.pgstore import CLAIM_LEASE_S, PgVerdictStore
+from referee.outputs.store import open_verdict_store
+from referee.outputs.verdicts import VerdictStore, series_key
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def verdict(sid: str, source: str = "copilot", value: str = "confirm", at: datetime = T0) -> Verdict:
+    return Verdict.model_validate(
+        {
+            "suggestion_id": sid,
+            "source": source,
+            "subject": {"service.name": "web"},
+            "claim_kind": "latency_high",
+            "verdict": value,
+            "rule_ids": ["r1"],
+            "evidence": Evidence(observed=1.0).model_dump(),
+            "explanation": "because",
+            "trace": [],
+            "rules_revision": "rev1",
+            "decided_at": at,
+        }
+    )
+
+
+def suggestion_json(sid: str) -> str:
+    return f'{{"id": "{sid}", "subject": {{"service.name": "web"}}, "claim": {{"kind": "latency_high"}}}}'
+
+
+@pytest.fixture
+def store(database_url: str | Path) -> VerdictStore:
+    s = open_verdict_store(database_url)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_the_right_store_is_opened(database_url: str | Path) -> None:
+    s = open_verdict_store(database_url)
+    try:
+        assert isinstance(s, PgVerdictStore) is isinstance(database_url, str)
+    finally:
+        s.close()
+
+
+def test_a_suggestion_is_decided_once(store: VerdictStore) -> None:
+    first = store.add(verdict("s1"), suggestion_json("s1"), ["grafana", "otel"])
+    again = store.add(verdict("s1", value="suppress"), suggestion_json("s1"), ["grafana", "otel"])
+    assert again.decision_id == first.decision_id and again.verdict == "confirm"
+    other_source = store.add(verdict("s1", source="other"), suggestion_json("s1"), [])
+    assert other_source.decision_id != first.decision_id
+    assert store.find("copilot", "s1") == first
+    assert store.get(first.decision_id) == first
+    assert store.suggestion_json(first.decision_id) == suggestion_json("s1")
+    assert store.outbox_depth() == 2
+    assert {d["sink"] for d in store.deliveries(first.decision_id)} == {"grafana", "otel"}
+
+
+def test_latest_is_newest_first_with_filters(store: VerdictStore) -> None:
+    for n in range(5):
+        store.add(
+            verdict(f"s{n}", value="confirm" if n % 2 else "suppress", at=T0 + timedelta(minutes=n)), "{}", []
+        )
+    assert [v.suggestion_id for v in store.latest(limit=3)] == ["s4", "s3", "s2"]
+    assert [v.suggestion_id for v in store.latest(verdict="confirm")] == ["s3", "s1"]
+    assert store.latest(source="nobody") == []
+
+
+def test_outbox_retry_delivered_failed(store: VerdictStore) -> None:
+    v = store.add(verdict("s1"), "{}", ["a", "b"])
+    now = time.time()
+    due = store.due(now=now)
+    assert sorted(d.sink for d in due) == ["a", "b"]
+    da, db = sorted(due, key=lambda d: d.sink)
+    store.retry_later(da, "HTTP 503", 60.0)
+    store.failed(db, "HTTP 400")
+    assert store.due(now=time.time()) == []
+    [again] = store.due(now=time.time() + 61)
+    assert (again.sink, again.attempts) == ("a", 1)
+    store.delivered(again, "ref-1")
+    rows = {r["sink"]: r for r in store.deliveries(v.decision_id)}
+    assert (rows["a"]["status"], rows["a"]["ref"], rows["a"]["attempts"]) == ("delivered", "ref-1", 2)
+    assert (rows["b"]["status"], rows["b"]["last_error"]) == ("failed", "HTTP 400")
+    assert store.outbox_depth() == 0
+
+
+def test_a_new_version_is_delivered_again_with_the_ref(store: VerdictStore) -> None:
+    v = store.add(verdict("s1", value="inconclusive"), "{}", ["grafana"])
+    [d] = store.due(now=time.time())
+    store.delivered(d, "42")
+    v2 = v.model_copy(update={"verdict": "confirm", "version": 2})
+    store.revise(v2, requeue=True)
+    [d2] = store.due(now=time.time())
+    assert (d2.ref, d2.version) == ("42", 2)
+    assert [h.verdict for h in store.history(v.decision_id)] == ["inconclusive", "confirm"]
+    assert store.get(v.decision_id) == v2
+    store.delivered(d2, "42")
+    assert store.outbox_depth() == 0
+
+
+def test_findings_one_open_per_rule_and_series(store: VerdictStore) -> None:
+    f = Finding(rule_id="w", subject={"service.name": "db"}, metric="m", statistic="p99", found_at=T0)
+    first = store.add_finding(f)
+    again = store.add_finding(
+        f.model_copy(update={"finding_id": "other", "found_at": T0 + timedelta(minutes=1)})
+    )
+    assert again.finding_id == first.finding_id
+    key = series_key("m", "p99", {"service.name": "db"})
+    assert store.open_findings() == {("w", key): first.finding_id}
+    closed = store.close_finding("w", key, T0 + timedelta(minutes=5))
+    assert closed is not None and closed.closed_at == T0 + timedelta(minutes=5)
+    reopened = store.add_finding(
+        f.model_copy(update={"finding_id": "new", "found_at": T0 + timedelta(hours=1)})
+    )
+    assert reopened.finding_id == "new"
+    assert [x.finding_id for x in store.findings()] == ["new", first.finding_id]
+    assert [x.finding_id for x in store.findings(since=T0 + timedelta(minutes=30))] == ["new"]
+
+
+# --- several replicas on one PostgreSQL database ------------------------------------------------
+
+
+def test_replicas_never_claim_the_same_delivery(pg_url: str) -> None:
+    stores = [PgVerdictStore(pg_url) for _ in range(3)]
+    try:
+        for n in range(40):
+            stores[0].add(verdict(f"s{n}"), "{}", ["grafana", "feedback"])
+        claimed: list[list[tuple[str, str]]] = [[] for _ in stores]
+        barrier = threading.Barrier(len(stores))
+
+        def claim(i: int) -> None:
+            barrier.wait()
+            while batch := stores[i].due(now=time.time(), limit=7):
+                claimed[i] += [(d.decision_id, d.sink) for d in batch]
+
+        threads = [threading.Thread(target=claim, args=(i,)) for i in range(len(stores))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        every = [c for per_store in claimed for c in per_store]
+        assert len(every) == 80 and len(set(every)) == 80  # each row claimed once, all claimed
+        # Claimed rows are leased: nobody gets them again until the lease runs out...
+        assert stores[1].due(now=time.time()) == []
+        # ...and then anybody may (the claimer died mid-delivery).
+        assert len(stores[2].due(now=time.time() + CLAIM_LEASE_S + 1, limit=100)) == 80
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_replicas_racing_on_one_suggestion_agree(pg_url: str) -> None:
+    stores = [PgVerdictStore(pg_url) for _ in range(4)]
+    try:
+        results: list[Verdict] = []
+        barrier = threading.Barrier(len(stores))
+
+        def decide(i: int) -> None:
+            barrier.wait()
+            results.append(stores[i].add(verdict("same", value="confirm"), "{}", ["grafana"]))
+
+        threads = [threading.Thread(target=decide, args=(i,)) for i in range(len(stores))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert len(results) == 4 and len({v.decision_id for v in results}) == 1
+        assert stores[0].outbox_depth() == 1
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_the_password_stays_out_of_repr() -> None:
+    from referee.outputs.pgstore import _display_url
+
+    assert (
+        _display_url("postgresql://referee:hunter2@db:5432/referee")
+        == "postgresql://referee:***@db:5432/referee"
+    )
+    assert _display_url("postgresql://referee@db/referee") == "postgresql://referee@db/referee"
