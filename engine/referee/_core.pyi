@@ -65,6 +65,12 @@ class SeriesStore:
         """Recent samples of one series: (ts_ms, value, expected, lower, upper, score)."""
     def stats(self) -> dict[str, int]:
         """Store-wide counters."""
+    def set_band(self, metric: str, statistic: str, attributes: dict[str, str], artifact_json: str) -> None:
+        """Hands a fitted band artifact to one series; ValueError names the refused field."""
+    def take_touched(self) -> list[tuple[str, str, dict[str, str]]]:
+        """Series read by rules since the last call."""
+    def baseline_info(self, metric: str, statistic: str, attributes: dict[str, str]) -> str | None:
+        """One series' baseline as JSON: counters, quantiles, the fitted band."""
     def __len__(self) -> int: ...
 
 @final

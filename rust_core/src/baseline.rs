@@ -14,8 +14,14 @@
 
 use std::collections::VecDeque;
 
+use sketches_ddsketch::{Config as SketchConfig, DDSketch};
+
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
+const WEEK_MS: i64 = 7 * DAY_MS;
+/// Upper bound on the episode de-duplication queue, so a long strictly falling run of scores
+/// cannot grow it without bound (it then forgets the oldest maximum early).
+const EPISODE_QUEUE_CAP: usize = 1024;
 
 /// Tunables of the streaming baseline. The defaults are documented in `docs/baselines.md`.
 #[derive(Debug, Clone)]
@@ -38,6 +44,19 @@ pub struct BaselineConfig {
     /// that an incident of an hour barely moves it, fast enough to follow a real level shift
     /// within a day.
     pub level_tau_s: f64,
+    /// Weeks of history (span, and distinct days per hour-of-week slot) before the
+    /// hour-of-week band is preferred to the hour-of-day one.
+    pub week_min_weeks: u32,
+    /// A point's anomaly score is kept only if its raw score exceeds every raw score of the
+    /// previous `episode_points` points: one alert per episode, not one per point.
+    pub episode_points: usize,
+    /// A gap longer than this is counted.
+    pub gap_s: f64,
+    /// A gap longer than this resets the short-memory estimators (median window, fast EWMA,
+    /// level offset, episode queue): what came before is stale. Seasonal slots are kept.
+    pub gap_reset_s: f64,
+    /// Relative accuracy of the per-series quantile sketch.
+    pub sketch_alpha: f64,
 }
 
 impl Default for BaselineConfig {
@@ -52,6 +71,11 @@ impl Default for BaselineConfig {
             band_k: 3.0,
             clip_k: 4.0,
             level_tau_s: 6.0 * 3600.0,
+            week_min_weeks: 2,
+            episode_points: 288,
+            gap_s: 6.0 * 3600.0,
+            gap_reset_s: 24.0 * 3600.0,
+            sketch_alpha: 0.01,
         }
     }
 }
@@ -59,15 +83,20 @@ impl Default for BaselineConfig {
 /// Which estimator produced a band.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BandModel {
+    WeeklySlots,
     SeasonalSlots,
     MedianMad,
+    /// A fitted band artifact handed over from Python (see `band.rs`).
+    Fitted(crate::band::FittedModel),
 }
 
 impl BandModel {
     pub fn name(self) -> &'static str {
         match self {
+            BandModel::WeeklySlots => "streaming.hour_of_week",
             BandModel::SeasonalSlots => "streaming.hour_of_day",
             BandModel::MedianMad => "streaming.median_mad",
+            BandModel::Fitted(m) => m.name(),
         }
     }
 }
@@ -92,6 +121,17 @@ impl Band {
     /// value, 0.68 at one sigma, 0.997 at three).
     pub fn score(&self, value: f64) -> f64 {
         erf(self.z(value).abs() / std::f64::consts::SQRT_2)
+    }
+
+    /// Raw per-point anomaly in [0, 1): |z| / (|z| + band_k), which is 0.5 at the band's edge
+    /// and, unlike `score`, never saturates, so extreme points still rank above large ones.
+    pub fn raw_anomaly(&self, value: f64, band_k: f64) -> f64 {
+        let z = self.z(value).abs();
+        if z.is_finite() {
+            z / (z + band_k.max(1e-9))
+        } else {
+            1.0
+        }
     }
 }
 
@@ -228,6 +268,16 @@ struct Slot {
     last_day: i64,
 }
 
+/// A DDSketch quantile sketch (the crate's type has no `Debug`).
+#[derive(Clone)]
+pub struct Sketch(pub DDSketch);
+
+impl std::fmt::Debug for Sketch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sketch({} values)", self.0.count())
+    }
+}
+
 /// The per-series streaming baseline.
 #[derive(Debug, Clone)]
 pub struct StreamingBaseline {
@@ -238,6 +288,20 @@ pub struct StreamingBaseline {
     level: Ewm,
     window: MedianWindow,
     slots: Box<[Slot; 24]>,
+    /// Hour-of-week slots, allocated once the series spans a day (most short-lived series
+    /// never need them).
+    week: Option<Box<[Slot; 168]>>,
+    week_level: Ewm,
+    /// Quantiles of the (clipped) learned values.
+    pub sketch: Sketch,
+    /// (point index, raw anomaly) with decreasing raw anomaly: the running maximum of the
+    /// last `episode_points` raw scores in O(1) amortised.
+    episode: VecDeque<(u64, f64)>,
+    /// Anomaly score of the last point added (0 before it had a band).
+    pub last_score: f64,
+    /// Gaps longer than `gap_s`, and those longer than `gap_reset_s` (which reset).
+    pub gaps: u64,
+    pub resets: u64,
     pub first_ts: i64,
     pub last_ts: i64,
 }
@@ -251,6 +315,17 @@ impl StreamingBaseline {
             level: Ewm::default(),
             window: MedianWindow::new(cfg.median_window),
             slots: Box::new([Slot::default(); 24]),
+            week: None,
+            week_level: Ewm::default(),
+            sketch: Sketch(DDSketch::new(SketchConfig::new(
+                cfg.sketch_alpha,
+                256,
+                1e-9,
+            ))),
+            episode: VecDeque::new(),
+            last_score: 0.0,
+            gaps: 0,
+            resets: 0,
             first_ts: i64::MIN,
             last_ts: i64::MIN,
         }
@@ -262,9 +337,10 @@ impl StreamingBaseline {
         if self.samples < cfg.min_samples || self.window.is_empty() {
             return None;
         }
-        let (expected, sigma, model) = match self.seasonal(ts_ms, cfg) {
-            Some((e, s)) => (e, s, BandModel::SeasonalSlots),
-            None => {
+        let (expected, sigma, model) = match (self.weekly(ts_ms, cfg), self.seasonal(ts_ms, cfg)) {
+            (Some((e, s)), _) => (e, s, BandModel::WeeklySlots),
+            (None, Some((e, s))) => (e, s, BandModel::SeasonalSlots),
+            (None, None) => {
                 let med = self.window.median();
                 let scale = 1.4826 * self.window.mad() + 0.1 * self.slow.std();
                 (med, scale, BandModel::MedianMad)
@@ -279,6 +355,39 @@ impl StreamingBaseline {
             upper: expected + cfg.band_k * sigma,
             model,
         })
+    }
+
+    /// The hour-of-week band: like the hour-of-day one, over 168 slots, once the series spans
+    /// `week_min_weeks` weeks and both slots around the time have seen that many days.
+    fn weekly(&self, ts_ms: i64, cfg: &BaselineConfig) -> Option<(f64, f64)> {
+        let week = self.week.as_ref()?;
+        let need = cfg.week_min_weeks.max(1);
+        if self.last_ts - self.first_ts < need as i64 * WEEK_MS {
+            return None;
+        }
+        // 1970-01-01 was a Thursday; the slot index only needs to be consistent.
+        let pos = (ts_ms.rem_euclid(WEEK_MS) as f64 / HOUR_MS as f64) - 0.5;
+        let lo = pos.floor();
+        let frac = pos - lo;
+        let a = week[(lo as i64).rem_euclid(168) as usize];
+        let b = week[((lo as i64) + 1).rem_euclid(168) as usize];
+        if a.days < need || b.days < need {
+            return None;
+        }
+        let seasonal = a.ewm.mean * (1.0 - frac) + b.ewm.mean * frac;
+        let var = a.ewm.var * (1.0 - frac) + b.ewm.var * frac;
+        let level = if self.week_level.initialised {
+            self.week_level.mean
+        } else {
+            0.0
+        };
+        Some((seasonal + level, var.max(0.0).sqrt()))
+    }
+
+    /// Quantile `q` in [0, 1] of the values learned so far (within `sketch_alpha` relative
+    /// accuracy), or `None` before any point.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        self.sketch.0.quantile(q).ok().flatten()
     }
 
     fn seasonal(&self, ts_ms: i64, cfg: &BaselineConfig) -> Option<(f64, f64)> {
@@ -308,6 +417,62 @@ impl StreamingBaseline {
 
     /// Adds a point; returns the band it was judged against (before the update).
     pub fn update(&mut self, ts_ms: i64, value: f64, cfg: &BaselineConfig) -> Option<Band> {
+        self.update_judged(ts_ms, value, None, cfg)
+    }
+
+    /// Adds a point, judged against `fitted` (expected, sigma, model) when a fitted band
+    /// covers its time and the streaming band otherwise; returns the band used. The fitted
+    /// band needs the same minimum history as the streaming one.
+    pub fn update_judged(
+        &mut self,
+        ts_ms: i64,
+        value: f64,
+        fitted: Option<(f64, f64, BandModel)>,
+        cfg: &BaselineConfig,
+    ) -> Option<Band> {
+        if self.last_ts != i64::MIN {
+            let gap_s = (ts_ms - self.last_ts) as f64 / 1000.0;
+            if gap_s > cfg.gap_s {
+                self.gaps += 1;
+            }
+            if gap_s > cfg.gap_reset_s {
+                // What the short-memory estimators hold is stale after a long gap.
+                self.resets += 1;
+                self.window = MedianWindow::new(cfg.median_window);
+                self.fast = Ewm::default();
+                self.level = Ewm::default();
+                self.week_level = Ewm::default();
+                self.episode.clear();
+            }
+        }
+        let mut band = self.band(ts_ms, cfg);
+        if let (Some(_), Some((expected, sigma, model))) = (band, fitted) {
+            let sigma = sigma.max(1e-3 * expected.abs()).max(1e-9);
+            band = Some(Band {
+                expected,
+                sigma,
+                lower: expected - cfg.band_k * sigma,
+                upper: expected + cfg.band_k * sigma,
+                model,
+            });
+        }
+        self.update_with_band(ts_ms, value, band, cfg);
+        band
+    }
+
+    /// Adds a point judged against `band` (the streaming band, or a fitted one that covers
+    /// the point's time): updates the anomaly score and the estimators.
+    pub fn update_with_band(
+        &mut self,
+        ts_ms: i64,
+        value: f64,
+        judged: Option<Band>,
+        cfg: &BaselineConfig,
+    ) {
+        self.last_score = match judged {
+            Some(b) => self.episode_score(b.raw_anomaly(value, cfg.band_k), cfg),
+            None => 0.0,
+        };
         let band = self.band(ts_ms, cfg);
         // Clip what the estimators learn from points far outside the band. The seasonal slots
         // are clipped only against their own band: during warm-up the non-seasonal band would
@@ -333,6 +498,17 @@ impl StreamingBaseline {
         self.fast.update(learned, cfg.fast_alpha);
         self.slow.update(learned, cfg.slow_alpha);
         self.window.push(learned);
+        self.sketch.0.add(learned);
+        if self.week.is_none() && self.last_ts - self.first_ts >= DAY_MS {
+            self.week = Some(Box::new([Slot::default(); 168]));
+        }
+        if self.week.is_some() {
+            let learned_weekly = clip(
+                self.weekly(ts_ms, cfg)
+                    .map(|(e, s)| (e, s.max(1e-3 * e.abs()).max(1e-9))),
+            );
+            self.update_week(ts_ms, prev_ts, learned_weekly, cfg);
+        }
 
         let hour = (ts_ms.rem_euclid(DAY_MS) / HOUR_MS) as usize;
         let day = ts_ms.div_euclid(DAY_MS);
@@ -357,7 +533,63 @@ impl StreamingBaseline {
             let alpha = (1.0 - (-dt_s / cfg.level_tau_s).exp()).clamp(1e-6, 1.0);
             self.level.update(learned_seasonal - seasonal_before, alpha);
         }
-        band
+    }
+
+    fn update_week(&mut self, ts_ms: i64, prev_ts: i64, learned: f64, cfg: &BaselineConfig) {
+        let Some(week) = self.week.as_mut() else {
+            return;
+        };
+        let idx = (ts_ms.rem_euclid(WEEK_MS) / HOUR_MS) as usize;
+        let day = ts_ms.div_euclid(DAY_MS);
+        let slot = &mut week[idx];
+        slot.points = slot.points.saturating_add(1);
+        if slot.days == 0 || slot.last_day != day {
+            slot.days = slot.days.saturating_add(1);
+            slot.last_day = day;
+        }
+        // Memory of about `season_memory_days` weeks of this hour's points.
+        let per_day = slot.points as f64 / slot.days as f64;
+        let effective = (slot.points as f64).min(per_day * cfg.season_memory_days);
+        let before = slot.ewm.mean;
+        let had = slot.ewm.initialised;
+        slot.ewm.update(learned, 1.0 / effective.max(1.0));
+        if had && prev_ts != i64::MIN {
+            let dt_s = (ts_ms - prev_ts).max(0) as f64 / 1000.0;
+            let alpha = (1.0 - (-dt_s / cfg.level_tau_s).exp()).clamp(1e-6, 1.0);
+            self.week_level.update(learned - before, alpha);
+        }
+    }
+
+    /// One alert per episode: the raw anomaly counts only if it exceeds every raw anomaly of
+    /// the previous `episode_points` points; otherwise the score is 0. Amortised O(1).
+    fn episode_score(&mut self, raw: f64, cfg: &BaselineConfig) -> f64 {
+        let idx = self.samples;
+        let horizon = cfg.episode_points as u64;
+        while let Some(&(i, _)) = self.episode.front() {
+            if i + horizon < idx || self.episode.len() > EPISODE_QUEUE_CAP {
+                self.episode.pop_front();
+            } else {
+                break;
+            }
+        }
+        let prev_max = self
+            .episode
+            .front()
+            .map(|&(_, r)| r)
+            .unwrap_or(f64::NEG_INFINITY);
+        while let Some(&(_, r)) = self.episode.back() {
+            if r <= raw {
+                self.episode.pop_back();
+            } else {
+                break;
+            }
+        }
+        self.episode.push_back((idx, raw));
+        if cfg.episode_points == 0 || raw > prev_max {
+            raw
+        } else {
+            0.0
+        }
     }
 }
 
@@ -463,6 +695,97 @@ mod tests {
         }
         let band = b.band(210 * 60_000, &cfg).unwrap();
         assert!(band.expected < 20.0, "{band:?}");
+    }
+
+    /// A weekday/weekend profile: after two weeks the hour-of-week band expects the weekend.
+    #[test]
+    fn weekly_slots_learn_the_weekend() {
+        let cfg = BaselineConfig::default();
+        let mut b = StreamingBaseline::new(&cfg);
+        let step = 15 * 60_000;
+        // 1970-01-01 is a Thursday: days 2 and 3 of each week (Sat, Sun) are quiet.
+        let profile = |ts: i64| {
+            if matches!(ts.div_euclid(DAY_MS).rem_euclid(7), 2 | 3) {
+                20.0
+            } else {
+                100.0
+            }
+        };
+        let mut ts = 0;
+        while ts < 3 * WEEK_MS {
+            b.update(ts, profile(ts), &cfg);
+            ts += step;
+        }
+        let saturday_noon = 3 * WEEK_MS + 2 * DAY_MS + 12 * HOUR_MS;
+        let band = b.band(saturday_noon, &cfg).unwrap();
+        assert_eq!(band.model, BandModel::WeeklySlots);
+        assert!((band.expected - 20.0).abs() < 5.0, "{band:?}");
+        // The hour-of-day band alone would expect a weekday level.
+        assert!(band.score(100.0) > 0.99);
+    }
+
+    #[test]
+    fn one_alert_per_episode() {
+        let cfg = BaselineConfig {
+            episode_points: 10,
+            ..Default::default()
+        };
+        let mut b = StreamingBaseline::new(&cfg);
+        for i in 0..100 {
+            b.update(i * 60_000, 10.0 + (i % 3) as f64, &cfg);
+        }
+        b.update(100 * 60_000, 100.0, &cfg);
+        let first = b.last_score;
+        assert!(
+            first > 0.5,
+            "an outlier scores above the band edge: {first}"
+        );
+        b.update(101 * 60_000, 90.0, &cfg);
+        assert_eq!(
+            b.last_score, 0.0,
+            "a smaller outlier in the same episode is not re-fired"
+        );
+        b.update(102 * 60_000, 1000.0, &cfg);
+        assert!(b.last_score > first, "a larger one is");
+        for i in 103..120 {
+            b.update(i * 60_000, 10.0 + (i % 3) as f64, &cfg);
+        }
+        b.update(120 * 60_000, 100.0, &cfg);
+        assert!(
+            b.last_score > 0.5,
+            "after the episode horizon the next outlier fires again"
+        );
+    }
+
+    #[test]
+    fn long_gaps_are_counted_and_reset_short_memory() {
+        let cfg = BaselineConfig::default();
+        let mut b = StreamingBaseline::new(&cfg);
+        for i in 0..100 {
+            b.update(i * 60_000, 10.0, &cfg);
+        }
+        let t = 100 * 60_000 + 7 * HOUR_MS;
+        b.update(t, 10.0, &cfg);
+        assert_eq!((b.gaps, b.resets), (1, 0));
+        let t2 = t + 2 * DAY_MS;
+        b.update(t2, 50.0, &cfg);
+        assert_eq!((b.gaps, b.resets), (2, 1));
+        // After the reset the median window holds only the new level.
+        assert_eq!(b.band(t2 + 60_000, &cfg).unwrap().expected, 50.0);
+    }
+
+    #[test]
+    fn quantile_sketch_tracks_the_distribution() {
+        let cfg = BaselineConfig::default();
+        let mut b = StreamingBaseline::new(&cfg);
+        assert!(b.quantile(0.5).is_none());
+        for i in 0..1000 {
+            b.update(i * 60_000, (i % 100) as f64 + 1.0, &cfg);
+        }
+        let p50 = b.quantile(0.5).unwrap();
+        let p99 = b.quantile(0.99).unwrap();
+        assert!((p50 - 50.0).abs() < 2.0, "{p50}");
+        assert!((p99 - 99.0).abs() < 3.0, "{p99}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! against it. Everything here builds and tests without Python; the PyO3 module
 //! `referee._core` lives in [`python`] behind the `python` feature.
 
+pub mod band;
 pub mod baseline;
 pub mod error;
 pub mod functions;

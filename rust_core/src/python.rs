@@ -47,6 +47,9 @@ fn poisoned<T>(_: T) -> PyErr {
     PyRuntimeError::new_err("internal state lock poisoned")
 }
 
+/// (metric, statistic, attributes) of a series read by rules.
+type TouchedSeries = (String, String, HashMap<String, String>);
+
 /// (ts_ms, value, expected, lower, upper, score)
 type SampleRow = (i64, f64, f64, f64, f64, f64);
 
@@ -119,6 +122,7 @@ impl PySeriesStore {
             otlp::ingest_metrics(
                 &mut state.store,
                 &mut state.cumulative,
+                &mut state.events,
                 body,
                 encoding,
                 gzip,
@@ -326,6 +330,91 @@ impl PySeriesStore {
         d.set_item("open_event_buckets", guard.events.open_buckets())?;
         d.set_item("late_events", guard.events.late)?;
         Ok(d)
+    }
+
+    /// Hands a fitted band artifact (JSON, see docs/baselines.md) to one series. Raises
+    /// ValueError naming the field when it is malformed, worse than the streaming band in its
+    /// backtest, not newer than the current version, or the series does not exist.
+    fn set_band(
+        &self,
+        py: Python<'_>,
+        metric: &str,
+        statistic: &str,
+        attributes: HashMap<String, String>,
+        artifact_json: &str,
+    ) -> PyResult<()> {
+        let spec: crate::band::ArtifactSpec = serde_json::from_str(artifact_json)
+            .map_err(|e| PyValueError::new_err(format!("artifact: {e}")))?;
+        let artifact = crate::band::BandArtifact::from_spec(spec).map_err(PyValueError::new_err)?;
+        let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
+        attrs.sort();
+        py.detach(|| {
+            let mut guard = self.state.lock().map_err(poisoned)?;
+            let refs: Vec<(&str, &str)> = attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            guard
+                .store
+                .set_band(metric, statistic, &refs, artifact)
+                .map_err(PyValueError::new_err)
+        })
+    }
+
+    /// Series read by rules since the last call: `[(metric, statistic, attributes)]`.
+    fn take_touched(&self) -> PyResult<Vec<TouchedSeries>> {
+        let guard = self.state.lock().map_err(poisoned)?;
+        Ok(guard
+            .store
+            .take_touched()
+            .into_iter()
+            .map(|(m, s, a)| (m, s, a.into_iter().collect()))
+            .collect())
+    }
+
+    /// One series' baseline as JSON (counters, quantiles, the fitted band), or None.
+    fn baseline_info(
+        &self,
+        metric: &str,
+        statistic: &str,
+        attributes: HashMap<String, String>,
+    ) -> PyResult<Option<String>> {
+        let guard = self.state.lock().map_err(poisoned)?;
+        let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
+        attrs.sort();
+        let refs: Vec<(&str, &str)> = attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Ok(guard.store.get(metric, statistic, &refs).map(|s| {
+            let b = &s.baseline;
+            let q = |p: f64| b.quantile(p).filter(|x| x.is_finite());
+            serde_json::json!({
+                "samples": b.samples,
+                "first_ts_ms": (b.first_ts != i64::MIN).then_some(b.first_ts),
+                "last_ts_ms": (b.last_ts != i64::MIN).then_some(b.last_ts),
+                "gaps": b.gaps,
+                "resets": b.resets,
+                "duplicates": s.duplicates,
+                "out_of_order": s.out_of_order,
+                "p50": q(0.5),
+                "p90": q(0.9),
+                "p99": q(0.99),
+                "model": s.ring.back().and_then(|x| x.model).map(|m| m.name()),
+                "artifact": s.artifact.as_ref().map(|a| serde_json::json!({
+                    "version": a.version,
+                    "model": a.model.name(),
+                    "anchor_ms": a.anchor_ms,
+                    "end_ms": a.end_ms(),
+                    "step_ms": a.step_ms,
+                    "valid_until_ms": a.valid_until_ms,
+                    "fitted_at_ms": a.fitted_at_ms,
+                    "backtest_mae": a.backtest_mae,
+                    "streaming_mae": a.streaming_mae,
+                })),
+            })
+            .to_string()
+        }))
     }
 
     fn __len__(&self) -> PyResult<usize> {

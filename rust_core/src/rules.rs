@@ -63,6 +63,9 @@ const BASELINE_FIELDS: &[&str] = &[
     "score",
     "max_point_score",
     "ratio",
+    "p50",
+    "p90",
+    "p99",
 ];
 const SUGGESTION_FIELDS: &[&str] = &[
     "id",

@@ -77,6 +77,11 @@ pub struct BaselineView {
     pub max_point_score: f64,
     /// observed / expected (0 when expected is 0).
     pub ratio: f64,
+    /// Quantiles of every value the series' baseline has learned (DDSketch, 1% relative
+    /// accuracy), NaN before any point.
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
 }
 
 /// Why evidence could not be read.
@@ -108,6 +113,7 @@ pub fn read(
 ) -> Result<(SignalView, BaselineView), Missing> {
     let found = store.find(&spec.metric, &spec.statistic, subject);
     let series = found.first().ok_or(Missing::NoSeries)?;
+    store.touch(series);
     window(series, spec, at_ms, store.config.baseline.band_k)
 }
 
@@ -178,9 +184,16 @@ fn window(
         .and_then(|s| s.model)
         .map(|m| m.name())
         .unwrap_or("none");
+    // Freshness: the age of the fitted band when one judged the window, else of the data.
+    let fitted_at = series
+        .artifact
+        .as_ref()
+        .filter(|a| a.model.name() == model)
+        .map(|a| a.fitted_at_ms);
+    let q = |p: f64| series.baseline.quantile(p).unwrap_or(f64::NAN);
     let baseline = BaselineView {
         model: model.to_string(),
-        freshness_s: ((at_ms - signal.end_ms).max(0) as f64) / 1000.0,
+        freshness_s: ((at_ms - fitted_at.unwrap_or(signal.end_ms)).max(0) as f64) / 1000.0,
         history,
         ready: true,
         expected,
@@ -195,6 +208,9 @@ fn window(
         } else {
             0.0
         },
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
     };
     Ok((signal, baseline))
 }

@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
 
+use crate::band::BandArtifact;
 use crate::baseline::{BandModel, BaselineConfig, StreamingBaseline};
 
 /// Attributes of a series, sorted by key.
@@ -38,6 +39,8 @@ pub struct Series {
     pub baseline: StreamingBaseline,
     pub out_of_order: u64,
     pub duplicates: u64,
+    /// The fitted band handed over from Python, if any (see `band.rs`).
+    pub artifact: Option<Box<BandArtifact>>,
 }
 
 /// Store-wide counters, reported by `GET /api/v1/series` and the service's metrics.
@@ -86,6 +89,8 @@ pub struct SeriesStore {
     series: Vec<Series>,
     pub stats: StoreStats,
     key_buf: String,
+    /// Series read by rules since the fitter last asked (see `touch`).
+    touched: std::sync::Mutex<std::collections::HashSet<(String, String, Attributes)>>,
 }
 
 /// Canonical key of a series: unit-separator-joined so no attribute value can forge another key.
@@ -114,6 +119,7 @@ impl SeriesStore {
             by_signal: HashMap::new(),
             series: Vec::new(),
             key_buf: String::with_capacity(256),
+            touched: Default::default(),
         }
     }
 
@@ -165,6 +171,7 @@ impl SeriesStore {
                     baseline: StreamingBaseline::new(&self.config.baseline),
                     out_of_order: 0,
                     duplicates: 0,
+                    artifact: None,
                 });
                 self.index.insert(key.clone(), i);
                 self.by_signal
@@ -193,14 +200,18 @@ impl SeriesStore {
                 return Err(Rejection::OutOfOrder);
             }
         }
-        let band = series.baseline.update(ts_ms, value, cfg);
+        let fitted = series
+            .artifact
+            .as_ref()
+            .and_then(|a| a.at(ts_ms).map(|(e, s)| (e, s, BandModel::Fitted(a.model))));
+        let band = series.baseline.update_judged(ts_ms, value, fitted, cfg);
         let sample = match band {
             Some(b) => Sample {
                 ts_ms,
                 value,
                 expected: b.expected,
                 sigma: b.sigma,
-                score: b.score(value),
+                score: series.baseline.last_score,
                 model: Some(b.model),
             },
             None => Sample {
@@ -250,6 +261,59 @@ impl SeriesStore {
                 .then_with(|| a.attributes.cmp(&b.attributes))
         });
         found
+    }
+
+    /// Records that a rule or suggestion read `series`, so seasonal fits are spent only on
+    /// series someone asks about.
+    pub fn touch(&self, series: &Series) {
+        if let Ok(mut t) = self.touched.lock() {
+            if t.len() < self.config.max_series {
+                t.insert((
+                    series.metric.clone(),
+                    series.statistic.clone(),
+                    series.attributes.clone(),
+                ));
+            }
+        }
+    }
+
+    /// The series touched since the last call (and forgets them).
+    pub fn take_touched(&self) -> Vec<(String, String, Attributes)> {
+        let mut out: Vec<_> = self
+            .touched
+            .lock()
+            .map(|mut t| t.drain().collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
+    /// Hands a fitted band to a series. Refused (with the reason) for an unknown series or a
+    /// version not newer than the current one.
+    pub fn set_band(
+        &mut self,
+        metric: &str,
+        statistic: &str,
+        attrs: &[(&str, &str)],
+        artifact: BandArtifact,
+    ) -> Result<(), String> {
+        let mut key = String::new();
+        write_key(&mut key, metric, statistic, attrs);
+        let i = *self
+            .index
+            .get(key.as_str())
+            .ok_or_else(|| "series: no such series".to_string())?;
+        let series = &mut self.series[i];
+        if let Some(cur) = &series.artifact {
+            if artifact.version <= cur.version {
+                return Err(format!(
+                    "version: {} is not newer than the current {}",
+                    artifact.version, cur.version
+                ));
+            }
+        }
+        series.artifact = Some(Box::new(artifact));
+        Ok(())
     }
 
     /// Looks a series up by its exact identity.
@@ -316,6 +380,57 @@ mod tests {
         let found = store.find("m", "p99", &subject);
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].attributes.len(), 1);
+    }
+
+    #[test]
+    fn fitted_band_judges_points_it_covers() {
+        use crate::band::{ArtifactSpec, BandArtifact};
+        let mut store = SeriesStore::new(StoreConfig::default());
+        for i in 0..50 {
+            store.push("m", "value", &[], i * 1000, 10.0).unwrap();
+        }
+        let spec = |version| ArtifactSpec {
+            version,
+            model: "statsmodels.stl".into(),
+            anchor_ms: 50_000,
+            step_ms: 1000,
+            expected: vec![100.0; 10],
+            sigma: vec![5.0; 10],
+            valid_until_ms: 55_000,
+            fitted_at_ms: 49_000,
+            backtest_mae: 1.0,
+            streaming_mae: 2.0,
+        };
+        let art = BandArtifact::from_spec(spec(1)).unwrap();
+        assert!(store.set_band("nope", "value", &[], art.clone()).is_err());
+        store.set_band("m", "value", &[], art).unwrap();
+        let stale = BandArtifact::from_spec(spec(1)).unwrap();
+        assert!(store
+            .set_band("m", "value", &[], stale)
+            .unwrap_err()
+            .starts_with("version:"));
+        store.push("m", "value", &[], 50_000, 100.0).unwrap();
+        store.push("m", "value", &[], 56_000, 100.0).unwrap(); // past valid_until
+        let s = store.get("m", "value", &[]).unwrap();
+        let fitted = s.ring[s.ring.len() - 2];
+        assert_eq!(fitted.model.unwrap().name(), "statsmodels.stl");
+        assert_eq!(fitted.expected, 100.0);
+        assert_eq!(fitted.score, 0.0);
+        let fallback = s.ring[s.ring.len() - 1];
+        assert_eq!(fallback.model.unwrap().name(), "streaming.median_mad");
+    }
+
+    #[test]
+    fn reads_are_recorded_as_touches() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        store.push("m", "value", &[("a", "1")], 1, 1.0).unwrap();
+        store.push("m", "value", &[("a", "2")], 1, 1.0).unwrap();
+        let s = store.get("m", "value", &[("a", "2")]).unwrap();
+        store.touch(s);
+        let touched = store.take_touched();
+        assert_eq!(touched.len(), 1);
+        assert_eq!(touched[0].2, vec![("a".to_string(), "2".to_string())]);
+        assert!(store.take_touched().is_empty());
     }
 
     #[test]
