@@ -169,6 +169,14 @@ def test_verdict_event_waits_in_the_outbox_while_the_receiver_is_down(
         assert rec["attrs"]["gen_ai.evaluation.score.label"] == verdict.verdict
         [row] = rt.verdicts.deliveries(verdict.decision_id)
         assert row["status"] == "delivered" and row["attempts"] == 2
+        # A new version of the verdict is a new event, exported once.
+        rt.verdicts.revise(verdict.model_copy(update={"version": 2}), requeue=True)
+        assert rt.worker.run_once() == 1
+        assert rt.worker.run_once() == 0
+        versions = [
+            (r["attrs"]["referee.decision_id"], r["attrs"]["referee.version"]) for r in receiver.log_records()
+        ]
+        assert versions == [(verdict.decision_id, 1), (verdict.decision_id, 2)]
     finally:
         rt.close()
 

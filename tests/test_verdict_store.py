@@ -192,3 +192,21 @@ def test_the_password_stays_out_of_repr() -> None:
         == "postgresql://referee:***@db:5432/referee"
     )
     assert _display_url("postgresql://referee@db/referee") == "postgresql://referee@db/referee"
+
+
+def test_scorecard_reads_either_store(store: VerdictStore) -> None:
+    from referee.outputs import scorecard
+
+    for sid, service, minutes in [("a", "web", 0), ("b", "db", 120)]:
+        created = (T0 + timedelta(minutes=minutes)).isoformat()
+        body = f'{{"id": "{sid}", "created_at": "{created}", "subject": {{"service.name": "{service}"}}}}'
+        v = verdict(sid).model_copy(update={"subject": {"service.name": service}})
+        store.add(v, body, [])
+    for service in ("web", "db"):
+        store.add_finding(
+            Finding(rule_id="w", subject={"service.name": service}, metric="m", statistic="p99", found_at=T0)
+        )
+    card = scorecard.build(store)
+    [row] = card.sources
+    assert (row.source, row.suggestions, row.confirmed, row.misses) == ("copilot", 2, 2, 1)  # db: 2 h late
+    assert (card.findings, card.uncovered_findings) == (2, 1)
