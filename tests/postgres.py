@@ -11,7 +11,8 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -29,9 +30,15 @@ def _binary(name: str) -> str:
     return found
 
 
+@dataclass
+class Postgres:
+    url: str  # the admin URL (database ``postgres``)
+    restart: Callable[[], None]
+
+
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[str]:
-    """The server's admin URL (database ``postgres``)."""
+def postgres_server() -> Iterator[Postgres]:
+    """A PostgreSQL server for the session."""
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     root = Path(tempfile.mkdtemp(prefix="referee-pg-"))
     run_as: list[str] = []
@@ -44,14 +51,22 @@ def postgres() -> Iterator[str]:
     def run(*args: str) -> None:
         subprocess.run([*run_as, *args], check=True, capture_output=True, cwd=root)
 
+    def restart() -> None:
+        run(pg_ctl, "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-m", "fast", "restart")
+
     run(initdb, "-D", str(data), "-U", "referee", "--auth=trust", "-E", "UTF8", "--no-sync")
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
     run(pg_ctl, "-D", str(data), "-l", str(root / "log"), "-w", "-t", "60", "-o", options, "start")
     try:
-        yield f"postgresql://referee@127.0.0.1:{port}/postgres"
+        yield Postgres(f"postgresql://referee@127.0.0.1:{port}/postgres", restart)
     finally:
         subprocess.run([*run_as, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(postgres_server: Postgres) -> str:
+    return postgres_server.url
 
 
 @pytest.fixture

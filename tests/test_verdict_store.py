@@ -15,6 +15,7 @@ from referee.models import Evidence, Finding, Verdict
 from referee.outputs.pgstore import CLAIM_LEASE_S, PgVerdictStore
 from referee.outputs.store import open_verdict_store
 from referee.outputs.verdicts import VerdictStore, series_key
+from tests.postgres import Postgres
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -210,3 +211,17 @@ def test_scorecard_reads_either_store(store: VerdictStore) -> None:
     [row] = card.sources
     assert (row.source, row.suggestions, row.confirmed, row.misses) == ("copilot", 2, 2, 1)  # db: 2 h late
     assert (card.findings, card.uncovered_findings) == (2, 1)
+
+
+def test_the_store_reconnects_after_postgresql_restarts(pg_url: str, postgres_server: Postgres) -> None:
+    s = PgVerdictStore(pg_url)
+    try:
+        first = s.add(verdict("before"), "{}", ["grafana"])
+        postgres_server.restart()
+        # The broken connection is noticed and replaced: reads and writes go on, nothing lost.
+        assert s.get(first.decision_id) == first
+        second = s.add(verdict("after"), "{}", ["grafana"])
+        assert s.outbox_depth() == 2
+        assert {d.decision_id for d in s.due(now=time.time())} == {first.decision_id, second.decision_id}
+    finally:
+        s.close()

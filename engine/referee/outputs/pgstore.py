@@ -81,11 +81,23 @@ class PgConnection:
         return psycopg.connect(self.url, autocommit=True, row_factory=_row_factory)
 
     def _live(self) -> psycopg.Connection[Any]:
-        # A connection lost between transactions (PostgreSQL restarted) is opened again; one
-        # lost inside a transaction fails that transaction, which the caller sees.
         if self._pg.closed:
             self._pg = self._open()
         return self._pg
+
+    def _run(self, query: bytes, params: tuple[Any, ...]) -> Any:
+        """Runs one statement. A connection lost between transactions (PostgreSQL restarted,
+        a proxy dropped it) is opened again and the statement retried once; one lost inside a
+        transaction fails that transaction, which the caller sees (nothing half-written)."""
+        pg = self._live()
+        idle = pg.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        try:
+            return pg.execute(query, params)
+        except psycopg.OperationalError:
+            if not (idle and pg.closed):
+                raise
+            self._pg = self._open()
+            return self._pg.execute(query, params)
 
     def translate(self, sql: str) -> str:
         m = _INSERT_OR.match(sql)
@@ -129,7 +141,7 @@ class PgConnection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         if sql.lstrip().upper().startswith("PRAGMA"):
             return _Cursor()
-        return self._live().execute(self.translate(sql).encode(), tuple(params))
+        return self._run(self.translate(sql).encode(), tuple(params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         rows = list(rows)
@@ -190,17 +202,18 @@ class PgVerdictStore(VerdictStore):
         with self._lock:
             rows = self._conn.execute(
                 "UPDATE deliveries d SET next_attempt = ? FROM ("
-                "  SELECT decision_id, sink FROM deliveries WHERE status = 'pending' AND next_attempt <= ?"
+                "  SELECT decision_id, sink, next_attempt AS was FROM deliveries"
+                "  WHERE status = 'pending' AND next_attempt <= ?"
                 "  ORDER BY next_attempt LIMIT ? FOR UPDATE SKIP LOCKED"
                 ") c WHERE d.decision_id = c.decision_id AND d.sink = c.sink "
-                "RETURNING d.decision_id, d.sink, d.ref, d.attempts, d.next_attempt, "
+                "RETURNING d.decision_id, d.sink, d.ref, d.attempts, c.was, "
                 "coalesce((SELECT l.version FROM lifecycle l WHERE l.decision_id = d.decision_id), 1) "
                 "AS version",
                 (time.time() + CLAIM_LEASE_S, now, limit),
             ).fetchall()
         return [
             Delivery(r["decision_id"], r["sink"], r["ref"], r["attempts"], r["version"])
-            for r in sorted(rows, key=lambda r: (r["decision_id"], r["sink"]))
+            for r in sorted(rows, key=lambda r: r["was"])
         ]
 
     def delivered(self, d: Delivery, ref: str | None) -> None:
