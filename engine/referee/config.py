@@ -130,6 +130,32 @@ class LifecycleConfig:
 
 
 @dataclass
+class BaselinesConfig:
+    """``baselines:`` in referee.yaml: the seasonal fits (see ``referee.state.seasonal``)."""
+
+    #: Seconds of CPU spent on statsmodels fits per minute; 0 turns the fits off.
+    fit_budget_s_per_min: float = 6.0
+    #: How often a touched series is refitted.
+    refit_every: float = 3600.0
+    #: Bucket width of the fitted history (must divide a day).
+    fit_step: float = 300.0
+    #: How far ahead a fitted band is valid.
+    horizon: float = 6 * 3600.0
+
+    def __post_init__(self) -> None:
+        self.fit_budget_s_per_min = float(self.fit_budget_s_per_min)
+        self.refit_every = _seconds(self.refit_every, "baselines.refit_every")
+        self.fit_step = _seconds(self.fit_step, "baselines.fit_step")
+        self.horizon = _seconds(self.horizon, "baselines.horizon")
+        if self.fit_budget_s_per_min < 0:
+            raise ValueError("baselines.fit_budget_s_per_min: must not be negative")
+        if self.fit_step <= 0 or 86400 % int(self.fit_step) or self.fit_step != int(self.fit_step):
+            raise ValueError("baselines.fit_step: must be a whole number of seconds dividing a day")
+        if self.horizon < self.fit_step:
+            raise ValueError("baselines.horizon: must be at least one fit_step")
+
+
+@dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = 4318
@@ -171,6 +197,8 @@ class Settings:
     feedback: FeedbackConfig | None = None
     #: Pending verdicts: re-evaluation period and settle time.
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    #: Seasonal fits: CPU budget, refit period, bucket width, horizon.
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     #: Per-source settings for suggestion-source plugins, e.g. ``sources.alertmanager``; each
     #: plugin validates its own section.
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -271,6 +299,15 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         if unknown:
             raise ValueError(f"lifecycle: unknown keys {', '.join(sorted(unknown))}")
         out["lifecycle"] = LifecycleConfig(**raw)
+    if "baselines" in out and not isinstance(out["baselines"], BaselinesConfig):
+        raw = out["baselines"]
+        raw = yaml.safe_load(raw) if isinstance(raw, str) else raw
+        if not isinstance(raw, dict):
+            raise ValueError("baselines: expected a mapping")
+        unknown = set(raw) - {f.name for f in fields(BaselinesConfig)}
+        if unknown:
+            raise ValueError(f"baselines: unknown keys {', '.join(sorted(unknown))}")
+        out["baselines"] = BaselinesConfig(**raw)
     if "sources" in out:
         raw = out["sources"]
         raw = yaml.safe_load(raw) if isinstance(raw, str) else raw

@@ -32,6 +32,7 @@ from referee.outputs.verdicts import VerdictStore
 from referee.plugins import loaded_plugins, plugin_manager, rule_functions
 from referee.service.background import Loop, RuleFileWatcher
 from referee.state import open_store
+from referee.state.seasonal import SeasonalFitter
 
 log = logging.getLogger("referee")
 
@@ -67,6 +68,10 @@ class Runtime:
             Loop("rule-file-watcher", settings.rules_watch_interval_s, watcher.step),
             Loop("watch-rules", settings.watch_interval_s, self.run_watch),
         ]
+        # Seasonal fits of the series rules touched, off the request path (referee.state.seasonal).
+        self.seasonal = SeasonalFitter.from_settings(self.store, settings)
+        if settings.baselines.fit_budget_s_per_min > 0:
+            self._loops.append(Loop("seasonal-fits", 60.0, self.seasonal.step))
         self.ingest_gate = IngestGate(settings.max_inflight_requests, settings.max_inflight_bytes)
         self._tokens = [t.get().encode() for t in settings.auth_tokens]
         self.grpc_server: grpc.Server | None = None
@@ -160,6 +165,7 @@ class Runtime:
             )
             if stored.decision_id == verdict.decision_id:
                 record(stored)
+                self.seasonal.note_verdict(stored)
         self.worker.wake()
         return stored, stored.decision_id == verdict.decision_id
 

@@ -1,0 +1,349 @@
+"""Seasonal baselines fitted with statsmodels, off the request path, handed to Rust as bands.
+
+Only series that rules or suggestions touched are fitted (the store records reads; see
+``SeriesStore.take_touched``). For each, a downsampled history (bucket means of ``step_s``
+seconds, at most ``history_days``) is kept here, fed from the store's ring on every pass. A fit:
+
+* needs ``min_periods`` days of history (otherwise nothing is fitted and the streaming band
+  stays in force);
+* masks confirmed incident windows (``exclude``) and interpolates over them, so an incident
+  never becomes part of the seasonal profile;
+* uses robust STL with jumps (daily period) or, once ``weekly_min_days`` of history exist, MSTL
+  with daily and weekly periods on hourly data; both are among the cheap fits measured in
+  ``../shared/data/nab/README.md`` (seasonal SARIMAX and ETS with long periods are avoided);
+* is checked on a backtest: refitted without the last ``holdout`` buckets, its forecast of them
+  must have a lower mean absolute error than the streaming band had on the same buckets;
+* becomes a versioned band artifact (anchor, step, horizon, expected and sigma per step,
+  validity, the backtest numbers) handed to Rust with ``SeriesStore.set_band``.
+
+Fits are spent under a CPU budget (``fit_budget_s_per_min`` seconds of fitting per minute,
+measured as thread CPU time) and the stalest series go first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from referee import _core
+from referee.config import Settings
+from referee.models import Verdict
+
+log = logging.getLogger("referee.seasonal")
+
+SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
+DAY_S = 86_400
+
+
+def key_of(metric: str, statistic: str, attributes: dict[str, str]) -> SeriesKey:
+    return (metric, statistic, tuple(sorted(attributes.items())))
+
+
+@dataclass
+class History:
+    """Bucket sums of one series: value, and the streaming band's expected value."""
+
+    step_ms: int
+    buckets: dict[int, list[float]] = field(default_factory=dict)  # bucket -> [n, Σvalue, n_exp, Σexp]
+    last_seen_ms: int = -(2**62)
+    excluded: list[tuple[int, int]] = field(default_factory=list)
+    version: int = 0
+    fitted_at_ms: int | None = None
+    last_error: str | None = None
+
+    def add(self, ts_ms: int, value: float, expected: float) -> None:
+        b = self.buckets.setdefault(ts_ms // self.step_ms, [0.0, 0.0, 0.0, 0.0])
+        b[0] += 1
+        b[1] += value
+        if math.isfinite(expected):
+            b[2] += 1
+            b[3] += expected
+
+    def trim(self, keep_buckets: int) -> None:
+        if len(self.buckets) > keep_buckets:
+            cut = sorted(self.buckets)[-keep_buckets]
+            self.buckets = {k: v for k, v in self.buckets.items() if k >= cut}
+
+    def arrays(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """(first bucket, values, streaming expected) on a regular grid; NaN where missing or
+        inside an excluded (confirmed incident) window."""
+        first, last = min(self.buckets), max(self.buckets)
+        n = last - first + 1
+        values = np.full(n, np.nan)
+        expected = np.full(n, np.nan)
+        for k, (cnt, total, cnt_e, total_e) in self.buckets.items():
+            values[k - first] = total / cnt
+            if cnt_e:
+                expected[k - first] = total_e / cnt_e
+        for start, end in self.excluded:
+            lo = max(0, start // self.step_ms - first)
+            hi = min(n - 1, end // self.step_ms - first)
+            if lo <= hi:
+                values[lo : hi + 1] = np.nan
+        return first, values, expected
+
+
+def interpolate(values: np.ndarray) -> np.ndarray:
+    """Linear interpolation over NaN (ends held at the nearest value)."""
+    ok = np.isfinite(values)
+    if ok.all() or not ok.any():
+        return values
+    idx = np.arange(len(values))
+    return np.interp(idx, idx[ok], values[ok])
+
+
+@dataclass
+class FitResult:
+    model: str
+    expected: np.ndarray  # forecast for the next `horizon` steps
+    sigma: np.ndarray
+    backtest_mae: float
+    streaming_mae: float
+
+
+def _forecast(model: str, y: np.ndarray, steps_per_day: int, horizon: int) -> tuple[np.ndarray, float]:
+    """Fits `model` to `y` (regular grid, no NaN) and returns (forecast of `horizon` steps,
+    residual scale). Forecast = last trend value + the seasonal profile carried forward."""
+    from statsmodels.tsa.seasonal import MSTL, STL
+
+    if model == "statsmodels.mstl":
+        res: Any = MSTL(y, periods=(steps_per_day, 7 * steps_per_day), stl_kwargs={"robust": True}).fit()
+        seasonal = np.asarray(res.seasonal)
+        seasonal_sum = seasonal.sum(axis=1) if seasonal.ndim == 2 else seasonal
+        period = 7 * steps_per_day
+    else:
+        jump = max(1, steps_per_day // 10)
+        res = STL(
+            y, period=steps_per_day, robust=True, seasonal_jump=2, trend_jump=jump, low_pass_jump=jump
+        ).fit()
+        seasonal_sum = np.asarray(res.seasonal)
+        period = steps_per_day
+    trend = np.asarray(res.trend)
+    resid = np.asarray(res.resid)
+    n = len(y)
+    # The seasonal value `period` steps before each future step (the last full cycle).
+    idx = np.array([n - period + (k % period) for k in range(horizon)])
+    forecast = trend[-1] + seasonal_sum[idx]
+    med = np.median(resid)
+    scale = 1.4826 * float(np.median(np.abs(resid - med))) + 0.1 * float(np.std(resid))
+    return forecast, max(scale, 1e-9)
+
+
+def fit_series(
+    values: np.ndarray,
+    streaming_expected: np.ndarray,
+    step_s: int,
+    horizon: int,
+    min_periods: int = 3,
+    weekly_min_days: int = 21,
+    holdout: int | None = None,
+) -> FitResult | None:
+    """Chooses and fits a model on a regular grid; None when the history is too short."""
+    steps_per_day = DAY_S // step_s
+    n = len(values)
+    if n < min_periods * steps_per_day or np.isfinite(values).sum() < 0.5 * n:
+        return None
+    y = interpolate(values)
+    model = "statsmodels.mstl" if n >= weekly_min_days * steps_per_day else "statsmodels.stl"
+    if model == "statsmodels.mstl" and step_s < 3600:
+        # MSTL on hourly data: a weekly period of 168 steps keeps the fit in seconds.
+        factor = 3600 // step_s
+        m = n // factor * factor
+        y_h = y[n - m :].reshape(-1, factor).mean(axis=1)
+        fc_h, _ = _forecast(model, y_h, 24, math.ceil(horizon / factor) + 1)
+        forecast = np.repeat(fc_h, factor)[:horizon]
+        _, scale = _forecast("statsmodels.stl", y, steps_per_day, 1)
+        ho = holdout or min(steps_per_day, n // 5)
+        bt_h, _ = _forecast(model, y_h[: -math.ceil(ho / factor)], 24, math.ceil(ho / factor))
+        backtest = np.repeat(bt_h, factor)[-ho:]
+    else:
+        forecast, scale = _forecast(model, y, steps_per_day, horizon)
+        ho = holdout or min(steps_per_day, n // 5)
+        backtest, _ = _forecast(model, y[:-ho], steps_per_day, ho)
+    actual = values[-ho:]
+    stream = streaming_expected[-ho:]
+    ok = np.isfinite(actual) & np.isfinite(stream)
+    if ok.sum() < max(3, ho // 4):
+        # No streaming band to compare with: compare with the last-value forecast instead.
+        stream = np.full(ho, y[-ho - 1])
+        ok = np.isfinite(actual)
+    errors = actual[ok] - backtest[ok]
+    backtest_mae = float(np.mean(np.abs(errors)))
+    streaming_mae = float(np.mean(np.abs(actual[ok] - stream[ok])))
+    # Sigma from the out-of-sample errors: in-sample STL residuals are too small (the seasonal
+    # component absorbs part of the noise) and would make the band too narrow.
+    med = float(np.median(errors))
+    scale_bt = 1.4826 * float(np.median(np.abs(errors - med))) + 0.1 * float(np.std(errors))
+    sigma = max(scale, scale_bt, 1e-9)
+    return FitResult(model, forecast, np.full(horizon, sigma), backtest_mae, streaming_mae)
+
+
+class SeasonalFitter:
+    """Keeps histories of touched series and refits them under a CPU budget."""
+
+    def __init__(
+        self,
+        store: _core.SeriesStore,
+        *,
+        step_s: int = 300,
+        history_days: float = 28.0,
+        horizon_s: int = 6 * 3600,
+        refit_every_s: float = 3600.0,
+        fit_budget_s_per_min: float = 6.0,
+        min_periods: int = 3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if DAY_S % step_s:
+            raise ValueError("baselines.fit_step_s: must divide a day")
+        self.store = store
+        self.step_s = step_s
+        self.keep_buckets = int(history_days * DAY_S / step_s)
+        self.horizon = max(1, horizon_s // step_s)
+        self.refit_every_s = refit_every_s
+        self.budget = fit_budget_s_per_min
+        self.min_periods = min_periods
+        self.clock = clock
+        self.histories: dict[SeriesKey, History] = {}
+        self.exclusions: list[tuple[str, str, tuple[tuple[str, str], ...], int, int]] = []
+        self._lock = threading.Lock()
+        self.fits_total = 0
+        self.fits_rejected = 0
+        self.fit_cpu_s = 0.0
+
+    @classmethod
+    def from_settings(cls, store: _core.SeriesStore, settings: Settings) -> SeasonalFitter:
+        b = settings.baselines
+        return cls(
+            store,
+            step_s=int(b.fit_step),
+            horizon_s=int(b.horizon),
+            refit_every_s=b.refit_every,
+            fit_budget_s_per_min=b.fit_budget_s_per_min,
+        )
+
+    def exclude(
+        self, metric: str, statistic: str, subject: dict[str, str], start_ms: int, end_ms: int
+    ) -> None:
+        """Masks a confirmed incident window from the future fits of every series of
+        `metric`/`statistic` whose attributes include `subject` (now or once tracked)."""
+        with self._lock:
+            self.exclusions.append((metric, statistic, tuple(sorted(subject.items())), start_ms, end_ms))
+            self.exclusions = self.exclusions[-1000:]
+
+    def note_verdict(self, verdict: Verdict) -> None:
+        """Baseline hygiene: a confirmed incident's evidence window is never fitted."""
+        ev = verdict.evidence
+        if verdict.verdict != "confirm" or not ev.metric or not ev.window_start or not ev.window_end:
+            return
+        self.exclude(
+            ev.metric,
+            ev.statistic or "value",
+            verdict.subject,
+            int(ev.window_start.timestamp() * 1000),
+            int(ev.window_end.timestamp() * 1000),
+        )
+
+    def _excluded_for(self, key: SeriesKey) -> list[tuple[int, int]]:
+        metric, statistic, attrs = key
+        have = set(attrs)
+        return [
+            (start, end)
+            for m, st, subject, start, end in self.exclusions
+            if m == metric and st == statistic and set(subject) <= have
+        ]
+
+    def poll(self) -> None:
+        """Picks up newly touched series and appends new points of every tracked one."""
+        with self._lock:
+            for metric, statistic, attrs in self.store.take_touched():
+                self.histories.setdefault(key_of(metric, statistic, attrs), History(self.step_s * 1000))
+            for (m, st, pairs), h in self.histories.items():
+                for ts, value, expected, *_ in self.store.samples(m, st, dict(pairs)):
+                    if ts > h.last_seen_ms:
+                        h.add(ts, value, expected)
+                        h.last_seen_ms = ts
+                h.trim(self.keep_buckets)
+
+    def fit_one(self, key: SeriesKey, now_ms: int) -> str | None:
+        """Fits one series and hands the band to Rust; returns the model used, or None."""
+        with self._lock:
+            h = self.histories[key]
+            if not h.buckets:
+                return None
+            h.excluded = self._excluded_for(key)
+            first, values, expected = h.arrays()
+        result = fit_series(values, expected, self.step_s, self.horizon, self.min_periods)
+        h.fitted_at_ms = now_ms
+        if result is None:
+            h.last_error = "history too short"
+            return None
+        step_ms = self.step_s * 1000
+        anchor = (first + len(values)) * step_ms
+        artifact = {
+            "version": h.version + 1,
+            "model": result.model,
+            "anchor_ms": anchor,
+            "step_ms": step_ms,
+            "expected": [float(x) for x in result.expected],
+            "sigma": [float(x) for x in result.sigma],
+            "valid_until_ms": anchor + self.horizon * step_ms,
+            "fitted_at_ms": now_ms,
+            "backtest_mae": result.backtest_mae,
+            "streaming_mae": result.streaming_mae,
+        }
+        metric, statistic, attrs = key
+        self.fits_total += 1
+        try:
+            self.store.set_band(metric, statistic, dict(attrs), json.dumps(artifact))
+        except ValueError as e:
+            self.fits_rejected += 1
+            h.last_error = str(e)
+            log.debug("band for %s refused: %s", key, e)
+            return None
+        h.version += 1
+        h.last_error = None
+        return result.model
+
+    def step(self) -> int:
+        """One pass: poll, then refit the stalest due series until the minute's budget is
+        spent. Returns the number of fits attempted."""
+        self.poll()
+        now = self.clock()
+        now_ms = int(now * 1000)
+        due = sorted(
+            (h.fitted_at_ms or 0, k)
+            for k, h in self.histories.items()
+            if h.fitted_at_ms is None or now_ms - h.fitted_at_ms >= self.refit_every_s * 1000
+        )
+        spent = 0.0
+        attempted = 0
+        for _, key in due:
+            if spent >= self.budget:
+                break
+            t0 = time.thread_time()
+            try:
+                self.fit_one(key, now_ms)
+            except Exception as e:  # a failed fit keeps the streaming band
+                self.histories[key].last_error = f"fit failed: {e}"
+                self.histories[key].fitted_at_ms = now_ms
+                log.warning("seasonal fit of %s failed: %s", key, e)
+            spent += time.thread_time() - t0
+            attempted += 1
+        self.fit_cpu_s += spent
+        return attempted
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "tracked_series": len(self.histories),
+            "fits_total": self.fits_total,
+            "fits_rejected": self.fits_rejected,
+            "fit_cpu_s": round(self.fit_cpu_s, 3),
+        }
