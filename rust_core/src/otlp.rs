@@ -23,6 +23,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use prost::Message;
 
 use crate::error::IngestError;
+use crate::otlp_events::EventAggregator;
 use crate::store::{Rejection, SeriesStore};
 
 /// How the request body is encoded.
@@ -142,18 +143,22 @@ struct HistogramDelta {
     max: Option<f64>,
 }
 
-/// Per-resource roll-up of one histogram metric at one timestamp.
-#[derive(Default)]
-struct Rollup {
-    dt_s: f64,
-    count: u64,
-    sum: f64,
-    has_sum: bool,
-    errors: u64,
-    bounds: Vec<f64>,
-    buckets: Vec<f64>,
-    min: f64,
-    max: f64,
+/// Roll-up of one histogram metric over a service's points (all instances, routes and
+/// statuses) at one timestamp, or, once merged in `EventAggregator`, over one minute.
+#[derive(Default, Debug, Clone)]
+pub struct Rollup {
+    pub dt_s: f64,
+    pub count: u64,
+    pub sum: f64,
+    pub has_sum: bool,
+    pub errors: u64,
+    pub bounds: Vec<f64>,
+    pub buckets: Vec<f64>,
+    pub min: f64,
+    pub max: f64,
+    /// Earliest start and latest end (ms) of the intervals merged: the time the counts cover.
+    pub first_ms: i64,
+    pub last_ms: i64,
 }
 
 /// The range of bucket `k` of an explicit histogram with `bounds`.
@@ -176,12 +181,54 @@ impl Rollup {
     /// histograms at other scales) are merged onto the union of both bound sets, each count
     /// spread over the union buckets its own bucket overlaps, in proportion to the overlap.
     fn add_buckets(&mut self, bounds: &[f64], buckets: &[u64]) {
+        if self.bounds == bounds && self.buckets.len() == buckets.len() {
+            for (a, b) in self.buckets.iter_mut().zip(buckets) {
+                *a += *b as f64;
+            }
+            return;
+        }
+        let counts: Vec<f64> = buckets.iter().map(|c| *c as f64).collect();
+        self.add_buckets_f(bounds, &counts);
+    }
+
+    /// Merges another roll-up (same metric and service) into this one.
+    pub fn merge(&mut self, other: &Rollup) {
+        self.dt_s = self.dt_s.max(other.dt_s);
+        self.first_ms = self.first_ms.min(other.first_ms);
+        self.last_ms = self.last_ms.max(other.last_ms);
+        self.count += other.count;
+        self.sum += other.sum;
+        self.has_sum |= other.has_sum;
+        self.errors += other.errors;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if self.buckets.is_empty() {
+            self.bounds.clone_from(&other.bounds);
+            self.buckets.clone_from(&other.buckets);
+        } else {
+            self.add_buckets_f(&other.bounds, &other.buckets);
+        }
+    }
+
+    /// Requests per second over the time the merged intervals cover (several exports of one
+    /// instance in a minute, or one export covering five minutes, both come out right).
+    pub fn rate(&self) -> Option<f64> {
+        let span_s = (self.last_ms - self.first_ms) as f64 / 1000.0;
+        (span_s > 0.0).then(|| self.count as f64 / span_s)
+    }
+
+    /// Quantile `q` of the merged buckets, bounded by the recorded min/max.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        bucket_quantile_f(&self.bounds, &self.buckets, q, self.min, self.max)
+    }
+
+    fn add_buckets_f(&mut self, bounds: &[f64], buckets: &[f64]) {
         if buckets.len() != bounds.len() + 1 {
             return;
         }
         if self.bounds == bounds && self.buckets.len() == buckets.len() {
             for (a, b) in self.buckets.iter_mut().zip(buckets) {
-                *a += *b as f64;
+                *a += *b;
             }
             return;
         }
@@ -191,10 +238,7 @@ impl Rollup {
         let mut merged = vec![0.0; union.len() + 1];
         let old_bounds = std::mem::take(&mut self.bounds);
         let old: Vec<f64> = std::mem::take(&mut self.buckets);
-        let sources = [
-            (old_bounds.as_slice(), old),
-            (bounds, buckets.iter().map(|c| *c as f64).collect()),
-        ];
+        let sources = [(old_bounds.as_slice(), old), (bounds, buckets.to_vec())];
         for (b, counts) in &sources {
             if counts.len() != b.len() + 1 {
                 continue;
@@ -294,10 +338,20 @@ fn is_error_point(attrs: &[(String, String)]) -> bool {
 
 const NS_PER_MS: u64 = 1_000_000;
 
+/// Resource attributes that identify a service for roll-ups; the others (instance, host, pod,
+/// container, process, SDK) are dropped so all instances of a service roll up together.
+pub const SERVICE_ATTRIBUTES: &[&str] = &[
+    "service.name",
+    "service.namespace",
+    "deployment.environment",
+    "deployment.environment.name",
+];
+
 /// Decodes `body` and updates `store`; returns the counts for the response.
 pub fn ingest_metrics(
     store: &mut SeriesStore,
     cumulative: &mut HashMap<String, CumulativeState>,
+    agg: &mut EventAggregator,
     body: &[u8],
     encoding: Encoding,
     gzip: bool,
@@ -314,7 +368,7 @@ pub fn ingest_metrics(
         body
     };
     let request = decode_metrics(raw, encoding)?;
-    Ok(apply_metrics(store, cumulative, &request))
+    Ok(apply_metrics(store, cumulative, agg, &request))
 }
 
 struct Outcome<'a> {
@@ -347,6 +401,7 @@ impl Outcome<'_> {
 pub fn apply_metrics(
     store: &mut SeriesStore,
     cumulative: &mut HashMap<String, CumulativeState>,
+    agg: &mut EventAggregator,
     request: &ExportMetricsServiceRequest,
 ) -> IngestReport {
     let mut report = IngestReport::default();
@@ -360,12 +415,15 @@ pub fn apply_metrics(
             .as_ref()
             .map(|r| attrs_to_strings(&r.attributes))
             .unwrap_or_default();
-        let mut resource_sorted: Vec<(&str, &str)> = resource
+        // Roll-ups are per service, across its instances: only the attributes that name the
+        // service are kept (see SERVICE_ATTRIBUTES).
+        let mut service: Vec<(String, String)> = resource
             .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .filter(|(k, _)| SERVICE_ATTRIBUTES.contains(&k.as_str()))
+            .cloned()
             .collect();
-        resource_sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        resource_sorted.dedup_by(|a, b| a.0 == b.0);
+        service.sort_unstable();
+        service.dedup_by(|a, b| a.0 == b.0);
         for sm in &rm.scope_metrics {
             for metric in &sm.metrics {
                 let name = metric.name.as_str();
@@ -557,7 +615,7 @@ pub fn apply_metrics(
                             }
                         }
                         for (t, ru) in rollups {
-                            push_rollup(store, name, &resource_sorted, (t / NS_PER_MS) as i64, &ru);
+                            agg.add_rollup(store, name, &service, (t / NS_PER_MS) as i64, &ru);
                         }
                     }
                     Some(Data::Summary(s)) => {
@@ -722,39 +780,6 @@ pub fn exponential_to_explicit(p: &ExponentialHistogramDataPoint) -> HistogramDa
     }
 }
 
-fn push_rollup(
-    store: &mut SeriesStore,
-    name: &str,
-    resource: &[(&str, &str)],
-    ts: i64,
-    ru: &Rollup,
-) {
-    // Roll-up series are derived: their rejections are reflected in the store's counters,
-    // not in the request's point counts.
-    let _ = store.push(name, "count", resource, ts, ru.count as f64);
-    if ru.dt_s > 0.0 {
-        let _ = store.push(name, "rate", resource, ts, ru.count as f64 / ru.dt_s);
-    }
-    if ru.count == 0 {
-        return;
-    }
-    let _ = store.push(
-        name,
-        "error_ratio",
-        resource,
-        ts,
-        ru.errors as f64 / ru.count as f64,
-    );
-    if ru.has_sum {
-        let _ = store.push(name, "mean", resource, ts, ru.sum / ru.count as f64);
-    }
-    for (stat, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
-        if let Some(v) = bucket_quantile_f(&ru.bounds, &ru.buckets, q, ru.min, ru.max) {
-            let _ = store.push(name, stat, resource, ts, v);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -832,10 +857,12 @@ mod tests {
     fn gauge_points_land_with_merged_attributes() {
         let mut store = SeriesStore::new(StoreConfig::default());
         let mut cum = HashMap::new();
+        let mut agg = EventAggregator::default();
         let body = request(vec![gauge("cpu", 1000, 0.5)]).encode_to_vec();
         let r = ingest_metrics(
             &mut store,
             &mut cum,
+            &mut agg,
             &body,
             Encoding::Protobuf,
             false,
@@ -853,6 +880,7 @@ mod tests {
     fn cumulative_histograms_become_interval_rollups() {
         let mut store = SeriesStore::new(StoreConfig::default());
         let mut cum = HashMap::new();
+        let mut agg = EventAggregator::default();
         let first = request(vec![Metric {
             name: "http.server.request.duration".into(),
             data: Some(Data::Histogram(Histogram {
@@ -864,7 +892,7 @@ mod tests {
             })),
             ..Default::default()
         }]);
-        apply_metrics(&mut store, &mut cum, &first);
+        apply_metrics(&mut store, &mut cum, &mut agg, &first);
         let second = request(vec![Metric {
             name: "http.server.request.duration".into(),
             data: Some(Data::Histogram(Histogram {
@@ -876,8 +904,10 @@ mod tests {
             })),
             ..Default::default()
         }]);
-        let report = apply_metrics(&mut store, &mut cum, &second);
+        let report = apply_metrics(&mut store, &mut cum, &mut agg, &second);
         assert_eq!(report.accepted, 2);
+        // Roll-ups are written per finished minute.
+        agg.flush(&mut store, i64::MAX);
         let roll = |stat: &str| {
             store
                 .get(
@@ -904,9 +934,73 @@ mod tests {
     }
 
     #[test]
+    fn instances_of_a_service_roll_up_together_and_exponential_histograms_count() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut cum = HashMap::new();
+        let mut agg = EventAggregator::default();
+        for (instance, fast, slow) in [("i-1", 8, 0), ("i-2", 0, 2)] {
+            let mut req = request(vec![Metric {
+                name: "lat".into(),
+                data: Some(Data::Histogram(Histogram {
+                    aggregation_temporality: AggregationTemporality::Delta as i32,
+                    data_points: vec![hist_point(61_000, 200, vec![fast, 0, slow, 0], 1.0)],
+                })),
+                ..Default::default()
+            }]);
+            req.resource_metrics[0]
+                .resource
+                .as_mut()
+                .unwrap()
+                .attributes
+                .push(kv("service.instance.id", instance));
+            apply_metrics(&mut store, &mut cum, &mut agg, &req);
+        }
+        let exp = ExponentialHistogramDataPoint {
+            time_unix_nano: 61_000 * NS_PER_MS,
+            start_time_unix_nano: 1_000 * NS_PER_MS,
+            count: 4,
+            sum: Some(6.0),
+            scale: 0,
+            zero_count: 0,
+            positive: Some(
+                opentelemetry_proto::tonic::metrics::v1::exponential_histogram_data_point::Buckets {
+                    offset: 0,
+                    bucket_counts: vec![2, 2],
+                },
+            ),
+            min: Some(1.0),
+            max: Some(4.0),
+            ..Default::default()
+        };
+        let converted = exponential_to_explicit(&exp);
+        // Scale 0: buckets (1, 2] and (2, 4]; the last upper edge is implied.
+        assert_eq!(converted.explicit_bounds, vec![2.0]);
+        assert_eq!(converted.bucket_counts, vec![2, 2]);
+        let req = request(vec![Metric {
+            name: "lat".into(),
+            data: Some(Data::ExponentialHistogram(
+                opentelemetry_proto::tonic::metrics::v1::ExponentialHistogram {
+                    aggregation_temporality: AggregationTemporality::Delta as i32,
+                    data_points: vec![exp],
+                },
+            )),
+            ..Default::default()
+        }]);
+        let r = apply_metrics(&mut store, &mut cum, &mut agg, &req);
+        assert_eq!((r.accepted, r.rejected), (1, 0));
+        agg.flush(&mut store, i64::MAX);
+        let found = store.find("lat", "count", &[("service.name".into(), "web".into())]);
+        // One service-level series (instances dropped) holding 8 + 2 + 4 requests.
+        let rollup: Vec<_> = found.iter().filter(|s| s.attributes.len() == 1).collect();
+        assert_eq!(rollup.len(), 1);
+        assert_eq!(rollup[0].ring.back().unwrap().value, 14.0);
+    }
+
+    #[test]
     fn monotonic_sums_become_rates_and_survive_resets() {
         let mut store = SeriesStore::new(StoreConfig::default());
         let mut cum = HashMap::new();
+        let mut agg = EventAggregator::default();
         let sum = |t_ms: u64, start_ms: u64, v: i64| {
             request(vec![Metric {
                 name: "requests".into(),
@@ -923,10 +1017,10 @@ mod tests {
                 ..Default::default()
             }])
         };
-        apply_metrics(&mut store, &mut cum, &sum(10_000, 0, 100));
-        apply_metrics(&mut store, &mut cum, &sum(20_000, 0, 150));
+        apply_metrics(&mut store, &mut cum, &mut agg, &sum(10_000, 0, 100));
+        apply_metrics(&mut store, &mut cum, &mut agg, &sum(20_000, 0, 150));
         // Restart: new start time, lower value.
-        apply_metrics(&mut store, &mut cum, &sum(30_000, 25_000, 20));
+        apply_metrics(&mut store, &mut cum, &mut agg, &sum(30_000, 25_000, 20));
         let s = store
             .get("requests", "rate", &[("service.name", "web")])
             .unwrap();
@@ -972,7 +1066,17 @@ mod tests {
             {"timeUnixNano":"1700000000000000000","asInt":"42"}]}}]}]}]}"#;
         let mut store = SeriesStore::new(StoreConfig::default());
         let mut cum = HashMap::new();
-        let r = ingest_metrics(&mut store, &mut cum, body, Encoding::Json, false, 1 << 20).unwrap();
+        let mut agg = EventAggregator::default();
+        let r = ingest_metrics(
+            &mut store,
+            &mut cum,
+            &mut agg,
+            body,
+            Encoding::Json,
+            false,
+            1 << 20,
+        )
+        .unwrap();
         assert_eq!(r.accepted, 1);
         let s = store
             .get("queue", "value", &[("service.name", "api")])
@@ -985,16 +1089,26 @@ mod tests {
     fn garbage_is_a_bad_request() {
         let mut store = SeriesStore::new(StoreConfig::default());
         let mut cum = HashMap::new();
+        let mut agg = EventAggregator::default();
         let r = ingest_metrics(
             &mut store,
             &mut cum,
+            &mut agg,
             b"\xff\xff\xff",
             Encoding::Protobuf,
             false,
             1 << 20,
         );
         assert!(matches!(r, Err(IngestError::BadRequest(_))));
-        let r = ingest_metrics(&mut store, &mut cum, b"{", Encoding::Json, false, 1 << 20);
+        let r = ingest_metrics(
+            &mut store,
+            &mut cum,
+            &mut agg,
+            b"{",
+            Encoding::Json,
+            false,
+            1 << 20,
+        );
         assert!(matches!(r, Err(IngestError::BadRequest(_))));
     }
 

@@ -24,7 +24,7 @@ use prost::Message;
 use serde_json::{json, Map, Value as Json};
 
 use crate::error::IngestError;
-use crate::otlp::{any_value_string, inflate, Encoding, IngestReport};
+use crate::otlp::{any_value_string, inflate, Encoding, IngestReport, Rollup};
 use crate::store::SeriesStore;
 
 /// The event name that marks a log record as a copilot suggestion.
@@ -87,6 +87,7 @@ struct Bucket {
     durations: Vec<f64>,
     stride: u64,
     seen: u64,
+    rollup: Option<Rollup>,
 }
 
 impl Bucket {
@@ -120,6 +121,7 @@ impl Bucket {
 enum Kind {
     Logs,
     Spans,
+    Histogram,
 }
 
 /// Open one-minute buckets, per (metric, attributes).
@@ -153,6 +155,24 @@ fn write(
     let mut push = |stat: &str, v: f64| {
         let _ = store.push(metric, stat, &attrs, ts, v);
     };
+    if let (Kind::Histogram, Some(ru)) = (kind, &b.rollup) {
+        push("count", ru.count as f64);
+        if let Some(rate) = ru.rate() {
+            push("rate", rate);
+        }
+        if ru.count > 0 {
+            push("error_ratio", ru.errors as f64 / ru.count as f64);
+            if ru.has_sum {
+                push("mean", ru.sum / ru.count as f64);
+            }
+            for (stat, q) in [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)] {
+                if let Some(v) = ru.quantile(q) {
+                    push(stat, v);
+                }
+            }
+        }
+        return;
+    }
     push("count", b.count as f64);
     push("rate", b.count as f64 / (minutes * 60.0));
     if kind == Kind::Spans && b.count > 0 {
@@ -192,6 +212,26 @@ impl EventAggregator {
             .entry(key)
             .or_insert_with(|| (kind, Bucket::new(start)))
             .1
+    }
+
+    /// Adds a histogram roll-up (one request's points of one metric and service at one time)
+    /// to the service's bucket for that minute.
+    pub fn add_rollup(
+        &mut self,
+        store: &mut SeriesStore,
+        metric: &str,
+        service: &[(String, String)],
+        ts_ms: i64,
+        rollup: &Rollup,
+    ) {
+        let mut rollup = rollup.clone();
+        rollup.last_ms = ts_ms;
+        rollup.first_ms = ts_ms - (rollup.dt_s * 1000.0) as i64;
+        let b = self.bucket(store, metric, service.to_vec(), Kind::Histogram, ts_ms);
+        match &mut b.rollup {
+            Some(r) => r.merge(&rollup),
+            None => b.rollup = Some(rollup),
+        }
     }
 
     /// Writes every bucket that ended at or before `now_ms`.

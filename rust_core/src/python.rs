@@ -259,9 +259,18 @@ impl PySeriesStore {
             .take(limit)
             .map(|s| {
                 let last = s.ring.back();
-                // A sustained deviation, not a blip: the lowest score of the last three points.
+                // A sustained deviation, not a blip: the lowest band score (the normal mass
+                // within |z|) of the last three points. Not the stored per-point anomaly score,
+                // which fires once per episode and is 0 while an incident goes on.
+                let band_score = |x: &crate::store::Sample| {
+                    if x.sigma.is_finite() && x.sigma > 0.0 && x.expected.is_finite() {
+                        crate::baseline::erf((x.value - x.expected).abs() / x.sigma / std::f64::consts::SQRT_2)
+                    } else {
+                        0.0
+                    }
+                };
                 let recent_score = (s.ring.len() >= 3)
-                    .then(|| s.ring.iter().rev().take(3).map(|x| x.score).fold(f64::INFINITY, f64::min));
+                    .then(|| s.ring.iter().rev().take(3).map(band_score).fold(f64::INFINITY, f64::min));
                 serde_json::json!({
                     "metric": s.metric,
                     "statistic": s.statistic,

@@ -55,6 +55,7 @@ class BackgroundServer:
         config = uvicorn.Config(
             build_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
         )
+        self.runtime = runtime
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="referee-http", daemon=True)
         self.url = f"http://127.0.0.1:{port}"

@@ -176,6 +176,7 @@ def build_app(runtime: Runtime) -> Starlette:
             limit = min(10_000, max(1, int(q.get("limit", "1000"))))
         except ValueError:
             return _problem(400, "limit must be an integer")
+        runtime.flush_buckets()
         rows = json.loads(runtime.store.series_json(q.get("metric"), limit))
         return _json({"stats": runtime.store.stats(), "series": rows})
 

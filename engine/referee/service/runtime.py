@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,6 +68,9 @@ class Runtime:
         self._loops = [
             Loop("rule-file-watcher", settings.rules_watch_interval_s, watcher.step),
             Loop("watch-rules", settings.watch_interval_s, self.run_watch),
+            # Per-minute roll-ups (histograms across instances, log counts, span RED series)
+            # are written once their minute is over.
+            Loop("event-buckets", 10.0, self.flush_buckets),
         ]
         # Seasonal fits of the series rules touched, off the request path (referee.state.seasonal).
         self.seasonal = SeasonalFitter.from_settings(self.store, settings)
@@ -88,6 +92,10 @@ class Runtime:
             ", ".join(loaded_plugins(self.pm)) or "none",
             ", ".join(s.name for s in self.sinks) or "none",
         )
+
+    def flush_buckets(self) -> int:
+        """Writes the per-minute roll-up buckets whose minute has ended."""
+        return self.store.flush_events(int(time.time() * 1000))
 
     def authorised(self, header: str | None) -> bool:
         """Whether an ``Authorization`` header carries one of the configured bearer tokens
