@@ -186,3 +186,14 @@ def test_seasonal_fitter_runs_in_the_service(runtime: object) -> None:
     assert isinstance(runtime, Runtime)
     assert any(loop.name == "seasonal-fits" for loop in runtime._loops)
     assert runtime.seasonal.status()["tracked_series"] == 0
+
+
+def test_baselines_settings() -> None:
+    from referee.config import Settings
+
+    s = Settings.load(None, env={"REFEREE_BASELINES": "{fit_budget_s_per_min: 0, refit_every: 30m}"})
+    assert s.baselines.fit_budget_s_per_min == 0 and s.baselines.refit_every == 1800
+    with pytest.raises(ValueError, match="baselines: unknown keys"):
+        Settings.load(None, env={"REFEREE_BASELINES": "{budget: 1}"})
+    with pytest.raises(ValueError, match=r"baselines\.fit_step"):
+        Settings.load(None, env={"REFEREE_BASELINES": "{fit_step: 7m}"})
