@@ -126,6 +126,9 @@ def _evidence(trace: RuleTrace, rule: Rule | None, suggestion: Suggestion) -> Ev
 _MODEL_WORDS = {
     "streaming.hour_of_day": "its usual level for this hour of the day",
     "streaming.median_mad": "its recent median",
+    "streaming.hour_of_week": "its usual level for this hour of the week",
+    "statsmodels.stl": "its fitted daily season (STL)",
+    "statsmodels.mstl": "its fitted daily and weekly seasons (MSTL)",
 }
 
 
