@@ -5,6 +5,11 @@
 //! against it. Everything here builds and tests without Python; the PyO3 module
 //! `referee._core` lives in [`python`] behind the `python` feature.
 
+/// Ingest allocates and frees many small strings per request (prost decodes every attribute
+/// into its own `String`); mimalloc does that several times faster than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod band;
 pub mod baseline;
 pub mod error;

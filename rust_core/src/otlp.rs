@@ -10,6 +10,7 @@
 //!   `count`/`rate`/`mean` series and, per resource, a roll-up over the point attributes with
 //!   `count`, `rate`, `mean`, `p50`, `p90`, `p99` and `error_ratio` (5xx status or `error.type`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 
@@ -99,22 +100,29 @@ pub fn any_value_string(v: &Option<AnyValue>) -> String {
     }
 }
 
-fn attrs_to_strings(kvs: &[KeyValue]) -> Vec<(String, String)> {
+/// An attribute as series are keyed by: the key and value borrowed from the request when the
+/// value is a string (the usual case), converted only otherwise. No allocation per string.
+type Attr<'a> = (&'a str, Cow<'a, str>);
+
+fn attrs_to_strings(kvs: &[KeyValue]) -> Vec<Attr<'_>> {
     kvs.iter()
-        .map(|kv| (kv.key.clone(), any_value_string(&kv.value)))
+        .map(|kv| {
+            let v = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s.as_str()),
+                _ => Cow::Owned(any_value_string(&kv.value)),
+            };
+            (kv.key.as_str(), v)
+        })
         .collect()
 }
 
 /// Merges resource and point attributes (the point wins on a clash), sorted by key.
-fn merged<'a>(
-    resource: &'a [(String, String)],
-    point: &'a [(String, String)],
-) -> Vec<(&'a str, &'a str)> {
+fn merged<'a>(resource: &'a [Attr<'a>], point: &'a [Attr<'a>]) -> Vec<(&'a str, &'a str)> {
     let mut out: Vec<(&str, &str)> = Vec::with_capacity(resource.len() + point.len());
-    out.extend(point.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    out.extend(point.iter().map(|(k, v)| (*k, v.as_ref())));
     for (k, v) in resource {
         if !point.iter().any(|(pk, _)| pk == k) {
-            out.push((k.as_str(), v.as_str()));
+            out.push((k, v.as_ref()));
         }
     }
     out.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -326,8 +334,8 @@ pub fn bucket_quantile_f(
     None
 }
 
-fn is_error_point(attrs: &[(String, String)]) -> bool {
-    attrs.iter().any(|(k, v)| match k.as_str() {
+fn is_error_point(attrs: &[Attr<'_>]) -> bool {
+    attrs.iter().any(|(k, v)| match *k {
         "http.response.status_code" | "http.status_code" => {
             v.parse::<u32>().map(|c| c >= 500).unwrap_or(false)
         }
@@ -410,7 +418,7 @@ pub fn apply_metrics(
     };
     let mut key = String::new();
     for rm in &request.resource_metrics {
-        let resource: Vec<(String, String)> = rm
+        let resource: Vec<Attr<'_>> = rm
             .resource
             .as_ref()
             .map(|r| attrs_to_strings(&r.attributes))
@@ -419,8 +427,8 @@ pub fn apply_metrics(
         // service are kept (see SERVICE_ATTRIBUTES).
         let mut service: Vec<(String, String)> = resource
             .iter()
-            .filter(|(k, _)| SERVICE_ATTRIBUTES.contains(&k.as_str()))
-            .cloned()
+            .filter(|(k, _)| SERVICE_ATTRIBUTES.contains(k))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         service.sort_unstable();
         service.dedup_by(|a, b| a.0 == b.0);

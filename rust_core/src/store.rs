@@ -8,7 +8,11 @@
 //! The number of series is capped: points for a new series beyond the cap are rejected and
 //! counted, never silently dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+// Series keys come from our own canonical encoding, hashed on every point: FxHash is several
+// times faster than SipHash, and flooding is bounded by the series cap anyway.
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::Serialize;
 
@@ -115,8 +119,8 @@ impl SeriesStore {
                 ..Default::default()
             },
             config,
-            index: HashMap::new(),
-            by_signal: HashMap::new(),
+            index: HashMap::default(),
+            by_signal: HashMap::default(),
             series: Vec::new(),
             key_buf: String::with_capacity(256),
             touched: Default::default(),
