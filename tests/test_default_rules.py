@@ -115,7 +115,8 @@ def test_a_rule_whose_match_fails_is_inconclusive_not_silent(tmp_path: object) -
     pack = tmp_path / "p.yaml"
     # `suggestion.claim.observed` is absent from this suggestion: evaluating it is an error.
     pack.write_text(
-        "referee: 1\npack: p\nrules:\n  - id: r\n    match: suggestion.claim.observed > 1.0\n    then: suppress\n"
+        "referee: 1\npack: p\nrules:\n"
+        "  - id: r\n    match: suggestion.claim.observed > 1.0\n    then: suppress\n"
     )
     s = Suggestion(id="1", subject={"service.name": "x"}, claim={"kind": "anomaly"})  # type: ignore[arg-type]
     v = Decider(_core.SeriesStore(), load_rules([pack])).decide(s)

@@ -124,10 +124,13 @@ enum Kind {
     Histogram,
 }
 
+/// A bucket's key: metric name and attributes.
+type BucketKey = (String, Vec<(String, String)>);
+
 /// Open one-minute buckets, per (metric, attributes).
 #[derive(Default)]
 pub struct EventAggregator {
-    open: HashMap<(String, Vec<(String, String)>), (Kind, Bucket)>,
+    open: HashMap<BucketKey, (Kind, Bucket)>,
     /// Records or spans that arrived for a bucket already written (counted into the open one).
     pub late: u64,
 }
@@ -307,7 +310,7 @@ pub fn decode_traces(
 
 fn record_time_ms(time_ns: u64, observed_ns: u64) -> Option<i64> {
     let ns = if time_ns > 0 { time_ns } else { observed_ns };
-    (ns > 0).then(|| (ns / 1_000_000) as i64)
+    (ns > 0).then_some((ns / 1_000_000) as i64)
 }
 
 /// The severity label records are counted under: the text when set, else the number's range.

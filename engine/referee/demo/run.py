@@ -252,7 +252,9 @@ def run(console: Console | None = None, settings: Settings | None = None) -> lis
     now_s = int(time.time()) // 60 * 60
     services, suggestions = scenario(now_s)
     with tempfile.TemporaryDirectory(prefix="referee-demo-") as tmp:
-        settings = settings or Settings.load(database=Path(tmp) / "referee.db", port=free_port(), grpc_port="off")
+        settings = settings or Settings.load(
+            database=Path(tmp) / "referee.db", port=free_port(), grpc_port="off"
+        )
         runtime = Runtime(settings)
         try:
             with BackgroundServer(runtime, settings.port) as server:

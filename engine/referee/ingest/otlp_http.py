@@ -158,15 +158,15 @@ def export(
     store: _core.SeriesStore, signal: Signal, body: bytes, neg: Negotiated, max_body_bytes: int
 ) -> ExportResult:
     """Decodes one export request into the store; log events come back as suggestions."""
-    kw = {"json": neg.json, "gzip": neg.gzip, "max_body_bytes": max_body_bytes}
+    js, gz, limit = neg.json, neg.gzip, max_body_bytes
     try:
         if signal is Signal.METRICS:
-            acc, rej, msg = store.ingest_otlp_metrics(body, **kw)
+            acc, rej, msg = store.ingest_otlp_metrics(body, json=js, gzip=gz, max_body_bytes=limit)
             return ExportResult(acc, rej, msg)
         if signal is Signal.TRACES:
-            acc, rej, msg = store.ingest_otlp_traces(body, **kw)
+            acc, rej, msg = store.ingest_otlp_traces(body, json=js, gzip=gz, max_body_bytes=limit)
             return ExportResult(acc, rej, msg)
-        acc, rej, msg, events = store.ingest_otlp_logs(body, **kw)
+        acc, rej, msg, events = store.ingest_otlp_logs(body, json=js, gzip=gz, max_body_bytes=limit)
     except _core.BodyTooLargeError as e:
         raise OtlpHttpError(413, str(e)) from None
     except _core.DecodeError as e:
@@ -191,7 +191,7 @@ def response(signal: Signal, as_json: bool, rejected: int, message: str) -> byte
         return json.dumps({"partialSuccess": {json_field: str(rejected), "errorMessage": message}}).encode()
     resp = factory()
     if rejected:
-        partial = resp.partial_success  # type: ignore[attr-defined]
+        partial = resp.partial_success
         setattr(partial, proto_field, rejected)
         partial.error_message = message
     return resp.SerializeToString()
