@@ -7,8 +7,13 @@
    payments-api have real error-rate incidents; new-service was deployed 20 minutes ago;
 4. the copilot claims high latency on web-app-21 (false), checkout (true) and new-service
    (unknowable yet), and high errors on search (true), and misses payments-api;
-5. prints the verdicts with their numbers, what Referee saw that no suggestion covered, and
-   the Grafana annotations written (with GRAFANA_URL/GRAFANA_TOKEN) or that would be written.
+5. prints the verdicts with their numbers; runs the watch rules once, which find payments-api's
+   incident; prints the Grafana annotations written (with GRAFANA_URL/GRAFANA_TOKEN) or that
+   would be written, with their region times and tags; and prints the copilot scorecard.
+
+The scenario ends ``CLAIM_WINDOW_S`` before the wall clock, so the suggestions' claim windows
+are complete when they are decided: the verdicts are settled, not pending (see
+``referee.decision.lifecycle``), and the scorecard counts them by value.
 """
 
 from __future__ import annotations
@@ -33,13 +38,16 @@ from rich.table import Table
 from referee.config import Settings
 from referee.decision.engine import fmt
 from referee.demo.telemetry import Incident, ServiceProfile, batches
-from referee.models import Suggestion, Verdict
+from referee.models import Finding, Suggestion, Verdict
+from referee.outputs import scorecard
 from referee.service.app import build_app
 from referee.service.runtime import Runtime
 
 HISTORY_DAYS = 7
 HISTORY_STEP_S = 300
 LIVE_MINUTES = 30
+#: The default packs' window: the scenario ends this long ago, so the verdicts settle at once.
+CLAIM_WINDOW_S = 600
 
 
 def free_port() -> int:
@@ -227,33 +235,34 @@ def verdict_table(verdicts: list[Verdict]) -> Table:
     return table
 
 
-def unclaimed_anomalies(url: str, suggestions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Service-level series whose latest point is far outside its band and that no suggestion
-    was about: what the copilot missed."""
+def show_findings(runtime: Runtime, suggestions: list[dict[str, Any]], console: Console) -> list[Finding]:
+    """One pass of the watch rules (``referee serve`` runs them every ``watch_interval_s``),
+    and the findings it raised: what Referee saw whether or not anyone claimed it."""
+    runtime.flush_buckets()
+    runtime.run_watch()
+    findings = runtime.verdicts.findings()
     claimed = {s["subject"]["service.name"] for s in suggestions}
-    rows = _get(f"{url}/api/v1/series?limit=10000")["series"]
-    seen = []
-    for r in rows:
-        service = r["attributes"].get("service.name")
-        if (
-            service
-            and service not in claimed
-            and r["statistic"] in ("p99", "error_ratio")
-            and "http.route" not in r["attributes"]
-            and (r.get("recent_score") or 0) > 0.999
-        ):
-            seen.append(r)
-    return seen
+    console.print(f"[bold]Watch rules[/] raised {len(findings)} finding(s):")
+    for f in findings:
+        band = f"{fmt(f.band.lower)}–{fmt(f.band.upper)}" if f.band else "n/a"
+        covered = "a suggestion covered it" if f.service in claimed else "[bold]no suggestion covered it[/]"
+        console.print(
+            f"  • {f.service}: {f.statistic} {f.metric} = {fmt(f.observed)}, expected {fmt(f.expected)} "
+            f"(band {band}, rule {f.rule_id}): {covered}",
+            highlight=False,
+        )
+    return findings
 
 
 def run(console: Console | None = None, settings: Settings | None = None) -> list[Verdict]:
     console = console or Console(width=None if Console().is_terminal else 140)
     t0 = time.monotonic()
-    now_s = int(time.time()) // 60 * 60
+    now_s = int(time.time()) // 60 * 60 - CLAIM_WINDOW_S
     services, suggestions = scenario(now_s)
     with tempfile.TemporaryDirectory(prefix="referee-demo-") as tmp:
+        # Watch rules run once, explicitly, below: no background pass races with the demo.
         settings = settings or Settings.load(
-            database=Path(tmp) / "referee.db", port=free_port(), grpc_port="off"
+            database=Path(tmp) / "referee.db", port=free_port(), grpc_port="off", watch_interval_s=0
         )
         runtime = Runtime(settings)
         try:
@@ -269,16 +278,9 @@ def run(console: Console | None = None, settings: Settings | None = None) -> lis
                 console.print(verdict_table(verdicts))
                 for v in verdicts:
                     console.print(f"• {v.explanation}", highlight=False)
-                missed = unclaimed_anomalies(server.url, suggestions)
-                if missed:
-                    console.print("[bold]Referee also saw[/] (no suggestion covered these):")
-                    for r in missed:
-                        console.print(
-                            f"  • {r['attributes']['service.name']}: {r['statistic']} {r['metric']} "
-                            f"= {fmt(r['last_value'])}, expected {fmt(r.get('last_expected'))} "
-                            f"(score {fmt(r.get('recent_score'))})"
-                        )
+                show_findings(runtime, suggestions, console)
                 show_annotations(runtime, verdicts, suggestions, console)
+                console.print(scorecard.render(scorecard.build(runtime.verdicts).to_json()))
         finally:
             runtime.close()
     console.print(f"demo finished in {time.monotonic() - t0:.1f} s")
@@ -307,5 +309,33 @@ def show_annotations(
         "Grafana is not configured (GRAFANA_URL, GRAFANA_TOKEN); these annotations would be written:"
     )
     for sink in previews:
-        for v in verdicts:
-            console.print_json(json.dumps(sink.describe(v, by_id[v.suggestion_id])))
+        bodies = [(v, sink.describe(v, by_id[v.suggestion_id])) for v in verdicts]
+        console.print(annotation_table(bodies))
+        for _, body in bodies:
+            console.print_json(json.dumps(body))
+
+
+def _utc(ms: object) -> str:
+    if not isinstance(ms, int):
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def annotation_table(bodies: list[tuple[Verdict, dict[str, Any]]]) -> Table:
+    """Each annotation's region (``time``..``timeEnd``, epoch ms in the body) in UTC, where it
+    goes, and its tags."""
+    table = Table(title="Grafana annotations", show_lines=True)
+    for col in ("service", "verdict", "region (time → timeEnd)", "dashboard / panel", "tags"):
+        table.add_column(col, overflow="fold")
+    for v, body in bodies:
+        start, end = body.get("time"), body.get("timeEnd")
+        region = _utc(start) if start == end or end is None else f"{_utc(start)} →\n{_utc(end)}"
+        if isinstance(start, int) and isinstance(end, int) and end > start:
+            region += f"\n({(end - start) / 60000:g} min)"
+        where = body.get("dashboardUID") or "organisation-wide"
+        if body.get("panelId") is not None:
+            where += f" / panel {body['panelId']}"
+        table.add_row(
+            v.subject.get("service.name", "?"), v.verdict, region, where, "\n".join(body.get("tags", []))
+        )
+    return table
