@@ -16,12 +16,17 @@ import yaml
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def default_rules_dir() -> Path:
-    """The default rule packs: shipped inside the package when installed from a wheel, or the
-    repository's ``rules/`` for an editable install."""
-    for candidate in (PACKAGE_DIR / "_rules", PACKAGE_DIR.parent.parent / "rules"):
-        if candidate.is_dir():
-            return candidate
+def default_rules_dir(package_dir: Path = PACKAGE_DIR) -> Path:
+    """The default rule packs: the repository's ``rules/`` for an editable install (the package
+    sits in ``<repo>/engine/referee``), else the copy shipped in a wheel as ``referee/_rules``.
+
+    ``engine/referee/_rules`` holds one symlink per pack in ``rules/``; maturin writes a
+    symlinked file's contents into the wheel (``tests/test_packaging.py``)."""
+    repo_rules = package_dir.parent.parent / "rules"
+    if package_dir.parent.name == "engine" and repo_rules.is_dir():
+        return repo_rules
+    if (package_dir / "_rules").is_dir():
+        return package_dir / "_rules"
     raise FileNotFoundError("default rule packs not found; pass --rules PATH or set REFEREE_RULES")
 
 
