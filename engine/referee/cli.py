@@ -40,9 +40,10 @@ def serve(
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Run the service: OTLP/HTTP ingest and the REST API on one port.
+    """Run the service: OTLP/HTTP ingest and the REST API on one port, OTLP/gRPC on another.
 
-    SIGHUP reloads the rule packs (all or nothing: a broken pack keeps the running rules).
+    The rule packs are reloaded when a pack file changes and on SIGHUP (all or nothing: a
+    broken pack keeps the running rules).
     """
     import uvicorn
 
@@ -193,12 +194,12 @@ def rules_explain(
 
 @app.command()
 def schema(
-    name: Annotated[str, typer.Argument(help="suggestion or verdict.")],
+    name: Annotated[str, typer.Argument(help="suggestion, verdict or ruletest.")],
     out: Annotated[
         Path | None, typer.Option(help="Write <out>/<name>.v1.json instead of printing (e.g. schemas/).")
     ] = None,
 ) -> None:
-    """Print the JSON Schema of Suggestion v1 or Verdict v1, generated from the models."""
+    """Print the JSON Schema of Suggestion v1, Verdict v1 or Rule test v1, generated from the models."""
     from referee.schemas import file_name, render
 
     try:
