@@ -263,7 +263,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         out["auth_tokens"] = [t if isinstance(t, Secret) else Secret(str(t)) for t in raw or []]
     if "grpc_port" in out:
         raw = out["grpc_port"]
-        off = raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "off", "none", "false"))
+        # YAML 1.1 reads a bare `off` as false.
+        off = raw is None or raw is False
+        off = off or (isinstance(raw, str) and raw.strip().lower() in ("", "off", "none", "false"))
         out["grpc_port"] = None if off else int(raw)
     for name in ("max_inflight_requests", "max_inflight_bytes"):
         if name in out:
