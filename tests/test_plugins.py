@@ -118,3 +118,27 @@ def test_rule_functions_from_plugins_are_callable_in_conditions(tmp_path: Path) 
     assert (verdict.verdict, verdict.rule_ids) == ("confirm", ["pct"])
     with pytest.raises(ValueError, match="clashes with a built-in"):
         load_rules([pack], functions={"size": len})
+
+
+def test_rules_check_knows_plugin_functions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import referee.plugins
+    from referee.cli import app
+
+    pack = tmp_path / "p.yaml"
+    pack.write_text(
+        "referee: 1\npack: p\nrules:\n  - id: pct\n"
+        "    match: percent_of(1.0, 4.0) == 25.0\n    then: confirm\n"
+    )
+    without = CliRunner().invoke(app, ["rules", "check", str(pack)])
+    assert without.exit_code == 1 and "unknown function `percent_of`" in without.output
+
+    def with_plugin(load_entry_points: bool = True) -> object:
+        pm = plugin_manager(load_entry_points=False)
+        pm.register(FunctionPlugin())
+        return pm
+
+    monkeypatch.setattr(referee.plugins, "plugin_manager", with_plugin)
+    done = CliRunner().invoke(app, ["rules", "check", str(pack)])
+    assert done.exit_code == 0, done.output

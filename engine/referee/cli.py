@@ -90,12 +90,17 @@ def rules_check(
     Prints every problem as path:line:col: message and exits 1 on any.
     """
     from referee.decision.rulepack import RulePackError, load_rules
+    from referee.plugins import plugin_manager, rule_functions
 
     try:
-        loaded = load_rules(paths)
+        # Functions that installed plugins register are known here, as in `serve`.
+        loaded = load_rules(paths, functions=rule_functions(plugin_manager()))
     except RulePackError as e:
         for line in e.errors:
             typer.echo(line, err=True)
+        raise typer.Exit(1) from None
+    except ValueError as e:  # a plugin's function clashing with a built-in, or registered twice
+        typer.echo(str(e), err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{len(loaded.rules)} rules in {len(loaded.files)} files OK (revision {loaded.revision})")
 
