@@ -1,0 +1,180 @@
+"""Suggestion-to-verdict latency over HTTP on loopback with 50 rules loaded.
+
+A 50-rule pack is generated (10 services x 5 claim kinds: each rule matches its claim kind and
+service, reads that service's signal over a window and compares it with the baseline band),
+two hours of one-minute history for every signal is sent over OTLP/HTTP, and ``referee serve``
+(its own process, SQLite in a temp dir) gets distinct suggestions one after another; each
+is decided and stored (201), which is the real path. The reference is the in-process
+``Decider.decide`` alone on the same suggestions, the same pack and the same data.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
+
+from bench.http_ingest import serving
+from referee.demo.run import free_port
+
+SERVICES = [f"svc{i}" for i in range(10)]
+#: claim kind -> (metric, window, when)
+KINDS = {
+    "latency_high": ("bench.latency.p99", "10m", "signal.observed > baseline.upper"),
+    "error_rate_high": (
+        "bench.error_ratio",
+        "5m",
+        "signal.observed > baseline.upper && signal.observed > 0.01",
+    ),
+    "saturation_high": ("bench.cpu.utilization", "10m", "signal.max > 0.8 || baseline.score > 0.9"),
+    "traffic_drop": ("bench.request.rate", "5m", "signal.observed < baseline.lower"),
+    "traffic_spike": ("bench.request.rate", "5m", "signal.observed > baseline.upper && baseline.ratio > 1.5"),
+}
+LEVELS = {
+    "bench.latency.p99": 0.3,
+    "bench.error_ratio": 0.005,
+    "bench.cpu.utilization": 0.5,
+    "bench.request.rate": 100,
+}
+
+
+def pack_yaml() -> str:
+    lines = [
+        "referee: 1",
+        "pack: bench",
+        "description: 50 generated rules for the latency benchmark.",
+        "rules:",
+    ]
+    for svc in SERVICES:
+        for kind, (metric, window, when) in KINDS.items():
+            lines += [
+                f"  - id: bench.{svc}.{kind.replace('_', '-')}",
+                f"    title: {kind} on {svc}",
+                "    severity: warning",
+                f'    match: >-\n      suggestion.claim.kind == "{kind}" &&\n'
+                f'      suggestion.subject["service.name"] == "{svc}"',
+                f"    signal: {{metric: {metric}, window: {window}}}",
+                f"    when: {when}",
+                "    then: {verdict: confirm, reason: outside the band}",
+                "    otherwise: {verdict: suppress, reason: inside the band}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def history(now_ms: int, minutes: int = 120) -> bytes:
+    """Two hours of one-minute gauge points for every (service, metric), in one export."""
+    rng = random.Random(3)
+    req = pb.ExportMetricsServiceRequest()
+    for svc in SERVICES:
+        rm = req.resource_metrics.add()
+        a = rm.resource.attributes.add()
+        a.key, a.value.string_value = "service.name", svc
+        sm = rm.scope_metrics.add()
+        for metric, level in LEVELS.items():
+            m = sm.metrics.add()
+            m.name = metric
+            for i in range(minutes):
+                p = m.gauge.data_points.add()
+                p.time_unix_nano = (now_ms - (minutes - 1 - i) * 60_000) * 1_000_000
+                p.as_double = level * (1 + rng.uniform(-0.1, 0.1))
+    return req.SerializeToString()
+
+
+def suggestions(now_ms: int, n: int, prefix: str) -> list[dict[str, Any]]:
+    created = datetime.fromtimestamp(now_ms / 1000, tz=UTC).isoformat()
+    kinds = list(KINDS)
+    return [
+        {
+            "id": f"{prefix}-{i}",
+            "source": "bench",
+            "subject": {"service.name": SERVICES[i % len(SERVICES)]},
+            "claim": {"kind": kinds[(i // len(SERVICES)) % len(kinds)]},
+            "created_at": created,
+        }
+        for i in range(n)
+    ]
+
+
+def pct(xs: list[float], q: int) -> float:
+    return round(statistics.quantiles(xs, n=100, method="inclusive")[q - 1] * 1000, 3)
+
+
+def bench_decision(n: int = 500, warmup: int = 50) -> dict[str, Any]:
+    from referee.config import Settings
+    from referee.models import Suggestion
+    from referee.service.runtime import Runtime
+
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        (tmp / "rules").mkdir()
+        (tmp / "rules" / "bench.yaml").write_text(pack_yaml())
+        now_ms = int(time.time() * 1000)
+        body = history(now_ms)
+        port = free_port()
+        cmd = [sys.executable, "-m", "referee", "serve", "--grpc-port", "off", "--log-level", "warning"]
+        cmd += ["--port", str(port), "--database", str(tmp / "d.db"), "--rules", str(tmp / "rules")]
+        over_http: list[float] = []
+        verdicts: dict[str, int] = {}
+        with serving(cmd, port, tmp) as url, httpx.Client() as client:
+            r = client.post(
+                f"{url}/v1/metrics", content=body, headers={"Content-Type": "application/x-protobuf"}
+            )
+            assert r.status_code == 200, r.text
+            rules = client.get(f"{url}/api/v1/rules").json()
+            for i, doc in enumerate(suggestions(now_ms, warmup + n, "http")):
+                t = time.perf_counter()
+                r = client.post(f"{url}/api/v1/suggestions", json=doc)
+                dt = time.perf_counter() - t
+                assert r.status_code == 201, r.text
+                if i >= warmup:
+                    over_http.append(dt)
+                    verdicts[r.json()["verdict"]] = verdicts.get(r.json()["verdict"], 0) + 1
+
+        settings = Settings.load(env={}, database=tmp / "in.db", port=free_port(), rules=[tmp / "rules"])
+        rt = Runtime(settings, load_plugins=False)
+        try:
+            rt.store.ingest_otlp_metrics(body)
+            inproc: list[float] = []
+            docs = [Suggestion.model_validate(d) for d in suggestions(now_ms, warmup + n, "in")]
+            for i, s in enumerate(docs):
+                t = time.perf_counter()
+                rt.decider.decide(s)
+                if i >= warmup:
+                    inproc.append(time.perf_counter() - t)
+            n_rules = len(rt.rules.rules)
+        finally:
+            rt.close()
+    loaded = rules.get("rules") if isinstance(rules, dict) else None
+    return {
+        "rules": n_rules,
+        "rules_loaded_by_server": len(loaded) if isinstance(loaded, list) else None,
+        "suggestions": n,
+        "verdicts": verdicts,
+        "http_p50_ms": pct(over_http, 50),
+        "http_p90_ms": pct(over_http, 90),
+        "http_p99_ms": pct(over_http, 99),
+        "in_process_p50_ms": pct(inproc, 50),
+        "in_process_p90_ms": pct(inproc, 90),
+        "in_process_p99_ms": pct(inproc, 99),
+        "target_http_p50_ms": 1.0,
+        "target_http_p99_ms": 5.0,
+        "note": (
+            "referee serve in its own process, sequential POST /api/v1/suggestions over one "
+            f"keep-alive connection after {warmup} warm-up requests; each verdict stored in SQLite "
+            "(201); in-process is Decider.decide alone (no HTTP, no parsing, no storage)"
+        ),
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(bench_decision(), indent=2))

@@ -1,0 +1,144 @@
+"""The OTLP metrics workload every ingest benchmark sends, and the pure-Python reference ingest.
+
+Each request carries 8,192 points: a third gauge (``system.memory.usage``), a third delta
+monotonic sum (``http.server.requests``) and a third explicit-bucket histogram
+(``http.server.request.duration``, 15 buckets), each point with 5 attributes under a resource
+with 2. Every point of a request is its own series and request ``r`` is the same series one
+minute later, so the first request creates every series and the following ones only update
+them (steady state). Payloads are gzip protobuf, built before any timing starts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from collections import deque
+from typing import Any
+
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
+
+POINTS_PER_REQUEST = 8192
+ATTRIBUTES_PER_POINT = 5
+BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0]
+T0_NS = 1_700_000_000_000_000_000
+MINUTE_NS = 60_000_000_000
+
+
+def _template(series_per_kind: int) -> pb.ExportMetricsServiceRequest:
+    per_kind = POINTS_PER_REQUEST // 3
+    req = pb.ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    for k, v in (("service.name", "bench"), ("host.name", "h1")):
+        a = rm.resource.attributes.add()
+        a.key, a.value.string_value = k, v
+    sm = rm.scope_metrics.add()
+    gauge = sm.metrics.add()
+    gauge.name = "system.memory.usage"
+    total = sm.metrics.add()
+    total.name = "http.server.requests"
+    total.sum.is_monotonic = True
+    total.sum.aggregation_temporality = 1  # delta
+    hist = sm.metrics.add()
+    hist.name = "http.server.request.duration"
+    hist.histogram.aggregation_temporality = 1
+    kinds = [gauge.gauge.data_points, total.sum.data_points, hist.histogram.data_points]
+    remaining = POINTS_PER_REQUEST
+    for i, points in enumerate(kinds):
+        n = per_kind if i < 2 else remaining
+        remaining -= n
+        for j in range(n):
+            p = points.add()
+            s = j % series_per_kind
+            for key, val in (
+                ("a", s % 8),
+                ("b", s // 8 % 8),
+                ("c", s // 64),
+                ("route", f"/r{s % 5}"),
+                ("k", j // series_per_kind),
+            ):
+                a = p.attributes.add()
+                a.key, a.value.string_value = key, str(val)
+            if i == 2:
+                p.explicit_bounds.extend(BOUNDS)
+                p.bucket_counts.extend([0] * (len(BOUNDS) + 1))
+    return req
+
+
+def build_payloads(n_requests: int, host: str = "h1", seed: int = 1) -> list[bytes]:
+    """``n_requests`` gzip ExportMetricsServiceRequests in consecutive minutes, with fresh
+    random values in each. A different ``host`` (a resource attribute) makes different series:
+    concurrent senders each get their own, so no sender's points arrive out of order."""
+    rng = random.Random(seed)
+    req = _template(series_per_kind=512)
+    req.resource_metrics[0].resource.attributes[1].value.string_value = host
+    metrics = req.resource_metrics[0].scope_metrics[0].metrics
+    gauge, total, hist = metrics[0].gauge, metrics[1].sum, metrics[2].histogram
+    # Bucket counts drawn from a pool: drawing 16 counts per point would dominate build time.
+    pool = []
+    for _ in range(256):
+        counts = [rng.randrange(0, 20) for _ in range(len(BOUNDS) + 1)]
+        pool.append((counts, sum(counts)))
+    out = []
+    for r in range(n_requests):
+        t = T0_NS + r * MINUTE_NS
+        for points in (gauge.data_points, total.data_points):
+            for p in points:
+                p.start_time_unix_nano, p.time_unix_nano = t - MINUTE_NS, t
+                p.as_double = rng.random() * 100
+        for h in hist.data_points:
+            h.start_time_unix_nano, h.time_unix_nano = t - MINUTE_NS, t
+            counts, count = pool[rng.randrange(len(pool))]
+            h.bucket_counts[:] = counts
+            h.count, h.sum = count, rng.random() * 10
+        out.append(gzip.compress(req.SerializeToString(), compresslevel=6))
+    return out
+
+
+class PySeries:
+    """The reference's per-series state: an EWMA mean and variance and a ring of raw points."""
+
+    __slots__ = ("mean", "n", "ring", "var")
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.var = 0, 0.0, 0.0
+        self.ring: deque[tuple[int, float]] = deque(maxlen=512)
+
+    def push(self, t: int, x: float) -> None:
+        self.n += 1
+        if self.n == 1:
+            self.mean = x
+        else:
+            d = x - self.mean
+            self.mean += 0.02 * d
+            self.var = 0.98 * (self.var + 0.02 * d * d)
+        self.ring.append((t, x))
+
+
+def python_ingest(store: dict[tuple[Any, ...], PySeries], body: bytes) -> int:
+    """The reference: inflate, decode with opentelemetry-proto, key each point by metric,
+    statistic and sorted attributes, update an EWMA and a ring. It does less than the Rust path
+    (no median/MAD window, no sketch, no hour-of-week slots, no histogram roll-ups or
+    quantiles, no out-of-order checks), so the ratio against it is conservative."""
+    req = pb.ExportMetricsServiceRequest.FromString(gzip.decompress(body))
+    n = 0
+    for rm in req.resource_metrics:
+        res = tuple((a.key, a.value.string_value) for a in rm.resource.attributes)
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                points = getattr(m, kind).data_points
+                for p in points:
+                    attrs = tuple(sorted(res + tuple((a.key, a.value.string_value) for a in p.attributes)))
+                    t = p.time_unix_nano // 1_000_000
+                    if kind == "histogram":
+                        values = [("count", float(p.count)), ("mean", p.sum / p.count if p.count else 0.0)]
+                    else:
+                        values = [("value", p.as_double)]
+                    for stat, v in values:
+                        key = (m.name, stat, attrs)
+                        s = store.get(key)
+                        if s is None:
+                            s = store[key] = PySeries()
+                        s.push(t, v)
+                    n += 1
+    return n
