@@ -214,6 +214,8 @@ def test_every_default_rule_is_tested_for_each_verdict_it_can_give() -> None:
             for rid in r.verdict.rule_ids:
                 seen[rid].add(r.verdict.verdict)
     for rule in loaded.rules:
+        if rule.kind == "watch":
+            continue  # judges no suggestion: tests/test_default_watch_rules.py
         can = {"inconclusive"} | {e.verdict for e in (rule.then, rule.otherwise) if e is not None}
         assert can <= seen[rule.id], f"{rule.id}: tested for {sorted(seen[rule.id])}, can give {sorted(can)}"
 
