@@ -12,16 +12,11 @@
 //! Points far outside the band update the estimators with a value clipped to the band edge,
 //! so an incident does not teach the baseline that the incident is normal.
 
-use std::collections::VecDeque;
-
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 const WEEK_MS: i64 = 7 * DAY_MS;
-/// Upper bound on the episode de-duplication queue, so a long strictly falling run of scores
-/// cannot grow it without bound (it then forgets the oldest maximum early).
-const EPISODE_QUEUE_CAP: usize = 1024;
 
 /// Tunables of the streaming baseline. The defaults are documented in `docs/baselines.md`.
 #[derive(Debug, Clone)]
@@ -135,20 +130,32 @@ impl Band {
     }
 }
 
-/// Exponentially weighted mean and variance (West's incremental form).
-#[derive(Debug, Clone, Copy, Default)]
+/// Exponentially weighted mean and variance (West's incremental form). 16 bytes: a NaN mean
+/// marks "no value yet".
+#[derive(Debug, Clone, Copy)]
 pub struct Ewm {
     pub mean: f64,
     pub var: f64,
-    initialised: bool,
+}
+
+impl Default for Ewm {
+    fn default() -> Self {
+        Ewm {
+            mean: f64::NAN,
+            var: 0.0,
+        }
+    }
 }
 
 impl Ewm {
+    pub fn initialised(&self) -> bool {
+        !self.mean.is_nan()
+    }
+
     pub fn update(&mut self, x: f64, alpha: f64) {
-        if !self.initialised {
+        if !self.initialised() {
             self.mean = x;
             self.var = 0.0;
-            self.initialised = true;
             return;
         }
         let diff = x - self.mean;
@@ -162,34 +169,56 @@ impl Ewm {
     }
 }
 
-/// Rolling median and MAD over the last `capacity` values: a sorted copy is kept beside the
-/// insertion-order ring, so each update is a binary search and a short memmove.
+/// Rolling median and MAD over the last `capacity` values (at most 255), in 5 bytes per value.
+/// Only the sorted values are kept, each with an age tag (its insertion number modulo the
+/// capacity): the oldest value is the one whose tag comes next, so no second, insertion-order
+/// copy is needed. Values are single precision: their rounding (about 6e-8 relative) is far
+/// below the band's own floor of 1e-3 of the expected value. Each update is a binary search,
+/// a scan of `capacity` bytes and a short memmove.
 #[derive(Debug, Clone, Default)]
 pub struct MedianWindow {
-    order: VecDeque<f64>,
-    sorted: Vec<f64>,
-    capacity: usize,
+    sorted: Vec<f32>,
+    tags: Box<[u8]>,
+    len: u8,
+    next: u8,
+    capacity: u8,
 }
 
 impl MedianWindow {
     pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, 255);
         MedianWindow {
-            order: VecDeque::with_capacity(capacity),
             sorted: Vec::with_capacity(capacity),
-            capacity: capacity.max(1),
+            tags: vec![0; capacity].into_boxed_slice(),
+            len: 0,
+            next: 0,
+            capacity: capacity as u8,
         }
     }
 
     pub fn push(&mut self, x: f64) {
-        if self.order.len() == self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                let i = self.sorted.partition_point(|v| *v < old);
+        let x = x as f32;
+        let n = self.len as usize;
+        if n == self.capacity as usize {
+            // The oldest value carries the tag the new one is about to take.
+            if let Some(i) = self.tags[..n].iter().position(|t| *t == self.next) {
                 self.sorted.remove(i);
+                self.tags.copy_within(i + 1..n, i);
+                self.len -= 1;
             }
         }
-        self.order.push_back(x);
+        let n = self.len as usize;
         let i = self.sorted.partition_point(|v| *v < x);
         self.sorted.insert(i, x);
+        self.tags.copy_within(i..n, i + 1);
+        self.tags[i] = self.next;
+        self.len += 1;
+        self.next = (self.next + 1) % self.capacity;
+    }
+
+    /// The sorted values (for quantiles of the recent window).
+    pub fn sorted(&self) -> &[f32] {
+        &self.sorted
     }
 
     pub fn len(&self) -> usize {
@@ -213,19 +242,19 @@ impl MedianWindow {
         }
         let m = self.median();
         // Split point: sorted[..split] < m <= sorted[split..].
-        let split = self.sorted.partition_point(|v| *v < m);
+        let split = self.sorted.partition_point(|v| (*v as f64) < m);
         let (mut lo, mut hi) = (split as isize - 1, split);
         let mut take = |k: usize| -> f64 {
             // Returns the k-th smallest deviation (0-based) by merging both sides.
             let mut last = 0.0;
             for _ in 0..=k {
                 let dl = if lo >= 0 {
-                    m - self.sorted[lo as usize]
+                    m - self.sorted[lo as usize] as f64
                 } else {
                     f64::INFINITY
                 };
                 let dh = if hi < n {
-                    self.sorted[hi] - m
+                    self.sorted[hi] as f64 - m
                 } else {
                     f64::INFINITY
                 };
@@ -250,22 +279,106 @@ impl MedianWindow {
     }
 }
 
-fn median_of_sorted(s: &[f64]) -> f64 {
+fn median_of_sorted(s: &[f32]) -> f64 {
     let n = s.len();
     match n {
         0 => f64::NAN,
-        _ if n % 2 == 1 => s[n / 2],
-        _ => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+        _ if n % 2 == 1 => s[n / 2] as f64,
+        _ => (s[n / 2 - 1] as f64 + s[n / 2] as f64) / 2.0,
     }
 }
 
-/// One hour-of-day slot.
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    ewm: Ewm,
-    points: u32,
-    days: u32,
-    last_day: i64,
+/// Hour-of-day slots, stored column-wise in single precision (264 bytes for 24 slots):
+/// mean and variance per UTC hour, the points seen (saturating: they only matter while the
+/// slot is young), and on how many distinct days.
+#[derive(Debug, Clone)]
+struct DaySlots {
+    mean: [f32; 24],
+    var: [f32; 24],
+    points: [u16; 24],
+    /// Day number (days since the epoch, modulo 2^16) of the last point in the slot.
+    last_day: [u16; 24],
+    days: [u8; 24],
+}
+
+impl Default for DaySlots {
+    fn default() -> Self {
+        DaySlots {
+            mean: [f32::NAN; 24],
+            var: [0.0; 24],
+            points: [0; 24],
+            last_day: [0; 24],
+            days: [0; 24],
+        }
+    }
+}
+
+/// Counts the distinct days a slot has seen (saturating at 255, far above any minimum).
+fn count_day(days: &mut u8, last_day: &mut u16, ts_ms: i64) {
+    let day = ts_ms.div_euclid(DAY_MS) as u16;
+    if *days == 0 || *last_day != day {
+        *days = days.saturating_add(1);
+        *last_day = day;
+    }
+}
+
+impl DaySlots {
+    /// Adds `x` to slot `h` with a plain mean at first, then an exponential memory of about
+    /// `memory_days` days of that hour's points. Returns the slot mean before the update.
+    fn update(&mut self, h: usize, ts_ms: i64, x: f64, memory_days: f64) -> f64 {
+        self.points[h] = self.points[h].saturating_add(1);
+        count_day(&mut self.days[h], &mut self.last_day[h], ts_ms);
+        let per_day = self.points[h] as f64 / self.days[h].max(1) as f64;
+        let effective = (self.points[h] as f64).min(per_day * memory_days);
+        let mut e = Ewm {
+            mean: self.mean[h] as f64,
+            var: self.var[h] as f64,
+        };
+        let before = e.mean;
+        e.update(x, 1.0 / effective.max(1.0));
+        self.mean[h] = e.mean as f32;
+        self.var[h] = e.var as f32;
+        before
+    }
+}
+
+/// The weekly part of the baseline: how much each day of the week sits above or below the
+/// hour-of-day profile (an offset per weekday, with the spread of the residuals around it).
+/// 7 offsets instead of 168 hour-of-week slots: the weekday/weekend level difference that
+/// most services show, in 100 bytes per series.
+#[derive(Debug, Clone)]
+struct Weekdays {
+    /// Mean and variance of the residual per weekday, single precision.
+    offset: [(f32, f32); 7],
+    days: [u8; 7],
+    last_day: [u16; 7],
+    points: [u16; 7],
+}
+
+impl Weekdays {
+    fn get(&self, d: usize) -> Ewm {
+        let (mean, var) = self.offset[d];
+        Ewm {
+            mean: mean as f64,
+            var: var as f64,
+        }
+    }
+}
+
+impl Default for Weekdays {
+    fn default() -> Self {
+        Weekdays {
+            offset: [(f32::NAN, 0.0); 7],
+            days: [0; 7],
+            last_day: [0; 7],
+            points: [0; 7],
+        }
+    }
+}
+
+/// Day of the week of `ts_ms`, 0 = Thursday 1970-01-01 (only consistency matters).
+fn weekday(ts_ms: i64) -> usize {
+    ts_ms.div_euclid(DAY_MS).rem_euclid(7) as usize
 }
 
 /// A DDSketch quantile sketch (the crate's type has no `Debug`).
@@ -278,7 +391,7 @@ impl std::fmt::Debug for Sketch {
     }
 }
 
-/// The per-series streaming baseline.
+/// The per-series streaming baseline: under 1 KiB per series with the default window.
 #[derive(Debug, Clone)]
 pub struct StreamingBaseline {
     pub samples: u64,
@@ -287,21 +400,23 @@ pub struct StreamingBaseline {
     /// Offset of recent values from the seasonal profile (tracks level shifts).
     level: Ewm,
     window: MedianWindow,
-    slots: Box<[Slot; 24]>,
-    /// Hour-of-week slots, allocated once the series spans a day (most short-lived series
-    /// never need them).
-    week: Option<Box<[Slot; 168]>>,
-    week_level: Ewm,
-    /// Quantiles of the (clipped) learned values.
-    pub sketch: Sketch,
-    /// (point index, raw anomaly) with decreasing raw anomaly: the running maximum of the
-    /// last `episode_points` raw scores in O(1) amortised.
-    episode: VecDeque<(u64, f64)>,
+    slots: DaySlots,
+    /// Weekday offsets, allocated once the series spans a day (most short-lived series never
+    /// need them).
+    week: Option<Box<Weekdays>>,
+    /// Quantiles of the (clipped) learned values, kept for the series rules read (see
+    /// `enable_sketch`): a sketch per series would cost more than the rest of the baseline.
+    pub sketch: Option<Box<Sketch>>,
+    /// One alert per episode: the largest raw anomaly of the current and of the previous
+    /// block of `episode_points / 2` points, and where the current block started.
+    episode_cur: f64,
+    episode_prev: f64,
+    episode_block_start: u64,
     /// Anomaly score of the last point added (0 before it had a band).
     pub last_score: f64,
     /// Gaps longer than `gap_s`, and those longer than `gap_reset_s` (which reset).
-    pub gaps: u64,
-    pub resets: u64,
+    pub gaps: u32,
+    pub resets: u32,
     pub first_ts: i64,
     pub last_ts: i64,
 }
@@ -314,21 +429,31 @@ impl StreamingBaseline {
             slow: Ewm::default(),
             level: Ewm::default(),
             window: MedianWindow::new(cfg.median_window),
-            slots: Box::new([Slot::default(); 24]),
+            slots: DaySlots::default(),
             week: None,
-            week_level: Ewm::default(),
-            sketch: Sketch(DDSketch::new(SketchConfig::new(
-                cfg.sketch_alpha,
-                256,
-                1e-9,
-            ))),
-            episode: VecDeque::new(),
+            sketch: None,
+            episode_cur: f64::NEG_INFINITY,
+            episode_prev: f64::NEG_INFINITY,
+            episode_block_start: 0,
             last_score: 0.0,
             gaps: 0,
             resets: 0,
             first_ts: i64::MIN,
             last_ts: i64::MIN,
         }
+    }
+
+    /// Starts a quantile sketch, seeded with `history` (the series' recent values). Called
+    /// for series that rules read; from then on every point is added.
+    pub fn enable_sketch(&mut self, history: impl Iterator<Item = f64>, cfg: &BaselineConfig) {
+        if self.sketch.is_some() {
+            return;
+        }
+        let mut sketch = DDSketch::new(SketchConfig::new(cfg.sketch_alpha, 256, 1e-9));
+        for x in history {
+            sketch.add(x);
+        }
+        self.sketch = Some(Box::new(Sketch(sketch)));
     }
 
     /// The band for a point at `ts_ms`, from the history seen so far, or `None` while the
@@ -357,37 +482,56 @@ impl StreamingBaseline {
         })
     }
 
-    /// The hour-of-week band: like the hour-of-day one, over 168 slots, once the series spans
-    /// `week_min_weeks` weeks and both slots around the time have seen that many days.
+    /// The hour-of-day profile at `ts_ms` (interpolated between slot centres), its variance,
+    /// and whether both slots have seen `min_days` days.
+    fn profile(&self, ts_ms: i64, min_days: u32) -> Option<(f64, f64)> {
+        // Slot h describes the hour [h:00, h+1:00); interpolate between slot centres.
+        let pos = (ts_ms.rem_euclid(DAY_MS) as f64 / HOUR_MS as f64) - 0.5;
+        let lo = pos.floor();
+        let frac = pos - lo;
+        let a = (lo as i64).rem_euclid(24) as usize;
+        let b = ((lo as i64) + 1).rem_euclid(24) as usize;
+        let sl = &self.slots;
+        if (sl.days[a] as u32) < min_days || (sl.days[b] as u32) < min_days {
+            return None;
+        }
+        let mean = sl.mean[a] as f64 * (1.0 - frac) + sl.mean[b] as f64 * frac;
+        let var = sl.var[a] as f64 * (1.0 - frac) + sl.var[b] as f64 * frac;
+        Some((mean, var))
+    }
+
+    /// The weekly band: the hour-of-day profile plus this weekday's offset, with the spread
+    /// of that weekday's residuals, once the series spans `week_min_weeks` weeks and the
+    /// weekday has been seen on that many days.
     fn weekly(&self, ts_ms: i64, cfg: &BaselineConfig) -> Option<(f64, f64)> {
         let week = self.week.as_ref()?;
         let need = cfg.week_min_weeks.max(1);
         if self.last_ts - self.first_ts < need as i64 * WEEK_MS {
             return None;
         }
-        // 1970-01-01 was a Thursday; the slot index only needs to be consistent.
-        let pos = (ts_ms.rem_euclid(WEEK_MS) as f64 / HOUR_MS as f64) - 0.5;
-        let lo = pos.floor();
-        let frac = pos - lo;
-        let a = week[(lo as i64).rem_euclid(168) as usize];
-        let b = week[((lo as i64) + 1).rem_euclid(168) as usize];
-        if a.days < need || b.days < need {
+        let d = weekday(ts_ms);
+        let offset = week.get(d);
+        if (week.days[d] as u32) < need || !offset.initialised() {
             return None;
         }
-        let seasonal = a.ewm.mean * (1.0 - frac) + b.ewm.mean * frac;
-        let var = a.ewm.var * (1.0 - frac) + b.ewm.var * frac;
-        let level = if self.week_level.initialised {
-            self.week_level.mean
-        } else {
-            0.0
-        };
-        Some((seasonal + level, var.max(0.0).sqrt()))
+        let (profile, _) = self.profile(ts_ms, 1)?;
+        Some((profile + offset.mean, offset.std()))
     }
 
-    /// Quantile `q` in [0, 1] of the values learned so far (within `sketch_alpha` relative
-    /// accuracy), or `None` before any point.
+    /// Quantile `q` in [0, 1] of the values learned since the sketch was enabled (within
+    /// `sketch_alpha` relative accuracy), or `None` without a sketch.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        self.sketch.0.quantile(q).ok().flatten()
+        self.sketch.as_ref()?.0.quantile(q).ok().flatten()
+    }
+
+    /// Quantile `q` of the recent median window (exact, for series without a sketch).
+    pub fn window_quantile(&self, q: f64) -> Option<f64> {
+        let s = self.window.sorted();
+        if s.is_empty() {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * (s.len() - 1) as f64).round() as usize;
+        Some(s[rank] as f64)
     }
 
     fn seasonal(&self, ts_ms: i64, cfg: &BaselineConfig) -> Option<(f64, f64)> {
@@ -396,18 +540,8 @@ impl StreamingBaseline {
         {
             return None;
         }
-        // Slot h describes the hour [h:00, h+1:00); interpolate between slot centres.
-        let pos = (ts_ms.rem_euclid(DAY_MS) as f64 / HOUR_MS as f64) - 0.5;
-        let lo = pos.floor();
-        let frac = pos - lo;
-        let a = self.slots[(lo as i64).rem_euclid(24) as usize];
-        let b = self.slots[((lo as i64) + 1).rem_euclid(24) as usize];
-        if a.days < cfg.season_min_days || b.days < cfg.season_min_days {
-            return None;
-        }
-        let seasonal = a.ewm.mean * (1.0 - frac) + b.ewm.mean * frac;
-        let var = a.ewm.var * (1.0 - frac) + b.ewm.var * frac;
-        let level = if self.level.initialised {
+        let (seasonal, var) = self.profile(ts_ms, cfg.season_min_days)?;
+        let level = if self.level.initialised() {
             self.level.mean
         } else {
             0.0
@@ -433,16 +567,17 @@ impl StreamingBaseline {
         if self.last_ts != i64::MIN {
             let gap_s = (ts_ms - self.last_ts) as f64 / 1000.0;
             if gap_s > cfg.gap_s {
-                self.gaps += 1;
+                self.gaps = self.gaps.saturating_add(1);
             }
             if gap_s > cfg.gap_reset_s {
                 // What the short-memory estimators hold is stale after a long gap.
-                self.resets += 1;
+                self.resets = self.resets.saturating_add(1);
                 self.window = MedianWindow::new(cfg.median_window);
                 self.fast = Ewm::default();
                 self.level = Ewm::default();
-                self.week_level = Ewm::default();
-                self.episode.clear();
+                self.episode_cur = f64::NEG_INFINITY;
+                self.episode_prev = f64::NEG_INFINITY;
+                self.episode_block_start = self.samples;
             }
         }
         let mut band = self.band(ts_ms, cfg);
@@ -498,32 +633,37 @@ impl StreamingBaseline {
         self.fast.update(learned, cfg.fast_alpha);
         self.slow.update(learned, cfg.slow_alpha);
         self.window.push(learned);
-        self.sketch.0.add(learned);
-        if self.week.is_none() && self.last_ts - self.first_ts >= DAY_MS {
-            self.week = Some(Box::new([Slot::default(); 168]));
+        if let Some(sketch) = self.sketch.as_mut() {
+            sketch.0.add(learned);
         }
-        if self.week.is_some() {
+
+        // Weekday offsets: the residual from the hour-of-day profile, per day of the week.
+        if self.week.is_none() && self.last_ts - self.first_ts >= DAY_MS {
+            self.week = Some(Box::default());
+        }
+        if let (Some((profile, _)), true) = (self.profile(ts_ms, 1), self.week.is_some()) {
             let learned_weekly = clip(
                 self.weekly(ts_ms, cfg)
                     .map(|(e, s)| (e, s.max(1e-3 * e.abs()).max(1e-9))),
             );
-            self.update_week(ts_ms, prev_ts, learned_weekly, cfg);
+            if let Some(week) = self.week.as_mut() {
+                let d = weekday(ts_ms);
+                week.points[d] = week.points[d].saturating_add(1);
+                count_day(&mut week.days[d], &mut week.last_day[d], ts_ms);
+                // A plain mean at first, then a memory of about `season_memory_days` weeks.
+                let per_day = week.points[d] as f64 / week.days[d].max(1) as f64;
+                let effective = (week.points[d] as f64).min(per_day * cfg.season_memory_days);
+                let mut offset = week.get(d);
+                offset.update(learned_weekly - profile, 1.0 / effective.max(1.0));
+                week.offset[d] = (offset.mean as f32, offset.var as f32);
+            }
         }
 
         let hour = (ts_ms.rem_euclid(DAY_MS) / HOUR_MS) as usize;
-        let day = ts_ms.div_euclid(DAY_MS);
-        let slot = &mut self.slots[hour];
-        slot.points = slot.points.saturating_add(1);
-        if slot.days == 0 || slot.last_day != day {
-            slot.days = slot.days.saturating_add(1);
-            slot.last_day = day;
-        }
-        // A plain mean at first, then an exponential memory of about `season_memory_days`.
-        let points_per_day = slot.points as f64 / slot.days as f64;
-        let effective = (slot.points as f64).min(points_per_day * cfg.season_memory_days);
-        let seasonal_before = slot.ewm.mean;
-        let had = slot.ewm.initialised;
-        slot.ewm.update(learned_seasonal, 1.0 / effective.max(1.0));
+        let had = !self.slots.mean[hour].is_nan();
+        let seasonal_before =
+            self.slots
+                .update(hour, ts_ms, learned_seasonal, cfg.season_memory_days);
         if had {
             let dt_s = if prev_ts == i64::MIN {
                 0.0
@@ -535,57 +675,28 @@ impl StreamingBaseline {
         }
     }
 
-    fn update_week(&mut self, ts_ms: i64, prev_ts: i64, learned: f64, cfg: &BaselineConfig) {
-        let Some(week) = self.week.as_mut() else {
-            return;
-        };
-        let idx = (ts_ms.rem_euclid(WEEK_MS) / HOUR_MS) as usize;
-        let day = ts_ms.div_euclid(DAY_MS);
-        let slot = &mut week[idx];
-        slot.points = slot.points.saturating_add(1);
-        if slot.days == 0 || slot.last_day != day {
-            slot.days = slot.days.saturating_add(1);
-            slot.last_day = day;
-        }
-        // Memory of about `season_memory_days` weeks of this hour's points.
-        let per_day = slot.points as f64 / slot.days as f64;
-        let effective = (slot.points as f64).min(per_day * cfg.season_memory_days);
-        let before = slot.ewm.mean;
-        let had = slot.ewm.initialised;
-        slot.ewm.update(learned, 1.0 / effective.max(1.0));
-        if had && prev_ts != i64::MIN {
-            let dt_s = (ts_ms - prev_ts).max(0) as f64 / 1000.0;
-            let alpha = (1.0 - (-dt_s / cfg.level_tau_s).exp()).clamp(1e-6, 1.0);
-            self.week_level.update(learned - before, alpha);
-        }
-    }
-
     /// One alert per episode: the raw anomaly counts only if it exceeds every raw anomaly of
-    /// the previous `episode_points` points; otherwise the score is 0. Amortised O(1).
+    /// the previous block and the current one (blocks of `episode_points / 2` points, so the
+    /// horizon is between half and all of `episode_points`); otherwise the score is 0. O(1).
     fn episode_score(&mut self, raw: f64, cfg: &BaselineConfig) -> f64 {
+        if cfg.episode_points == 0 {
+            return raw;
+        }
+        let block = (cfg.episode_points as u64 / 2).max(1);
         let idx = self.samples;
-        let horizon = cfg.episode_points as u64;
-        while let Some(&(i, _)) = self.episode.front() {
-            if i + horizon < idx || self.episode.len() > EPISODE_QUEUE_CAP {
-                self.episode.pop_front();
-            } else {
-                break;
-            }
+        if idx >= self.episode_block_start + 2 * block {
+            // More than a block without points judged: both blocks are over.
+            self.episode_prev = f64::NEG_INFINITY;
+            self.episode_cur = f64::NEG_INFINITY;
+            self.episode_block_start = idx;
+        } else if idx >= self.episode_block_start + block {
+            self.episode_prev = self.episode_cur;
+            self.episode_cur = f64::NEG_INFINITY;
+            self.episode_block_start += block;
         }
-        let prev_max = self
-            .episode
-            .front()
-            .map(|&(_, r)| r)
-            .unwrap_or(f64::NEG_INFINITY);
-        while let Some(&(_, r)) = self.episode.back() {
-            if r <= raw {
-                self.episode.pop_back();
-            } else {
-                break;
-            }
-        }
-        self.episode.push_back((idx, raw));
-        if cfg.episode_points == 0 || raw > prev_max {
+        let prev_max = self.episode_prev.max(self.episode_cur);
+        self.episode_cur = self.episode_cur.max(raw);
+        if raw > prev_max {
             raw
         } else {
             0.0
@@ -697,7 +808,7 @@ mod tests {
         assert!(band.expected < 20.0, "{band:?}");
     }
 
-    /// A weekday/weekend profile: after two weeks the hour-of-week band expects the weekend.
+    /// A weekday/weekend profile: after two weeks the weekly band expects the weekend.
     #[test]
     fn weekly_slots_learn_the_weekend() {
         let cfg = BaselineConfig::default();
@@ -779,6 +890,7 @@ mod tests {
         let cfg = BaselineConfig::default();
         let mut b = StreamingBaseline::new(&cfg);
         assert!(b.quantile(0.5).is_none());
+        b.enable_sketch(std::iter::empty(), &cfg);
         for i in 0..1000 {
             b.update(i * 60_000, (i % 100) as f64 + 1.0, &cfg);
         }
@@ -786,6 +898,22 @@ mod tests {
         let p99 = b.quantile(0.99).unwrap();
         assert!((p50 - 50.0).abs() < 2.0, "{p50}");
         assert!((p99 - 99.0).abs() < 3.0, "{p99}");
+    }
+
+    #[test]
+    fn baseline_state_stays_under_a_kibibyte() {
+        let cfg = BaselineConfig::default();
+        let mut b = StreamingBaseline::new(&cfg);
+        for i in 0..(3 * 288) {
+            b.update(i * 300_000, (i % 17) as f64, &cfg);
+        }
+        let heap = b.window.sorted.capacity() * 4
+            + b.window.tags.len()
+            + b.week
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<Weekdays>());
+        let total = std::mem::size_of::<StreamingBaseline>() + heap;
+        assert!(total <= 1024, "{total} bytes");
     }
 
     #[test]

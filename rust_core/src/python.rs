@@ -255,7 +255,7 @@ impl PySeriesStore {
         let rows: Vec<serde_json::Value> = guard
             .store
             .iter()
-            .filter(|s| metric.is_none_or(|m| s.metric == m))
+            .filter(|s| metric.is_none_or(|m| &*s.metric == m))
             .take(limit)
             .map(|s| {
                 let last = s.ring.back();
@@ -264,17 +264,25 @@ impl PySeriesStore {
                 // which fires once per episode and is 0 while an incident goes on.
                 let band_score = |x: &crate::store::Sample| {
                     if x.sigma.is_finite() && x.sigma > 0.0 && x.expected.is_finite() {
-                        crate::baseline::erf((x.value - x.expected).abs() / x.sigma / std::f64::consts::SQRT_2)
+                        crate::baseline::erf(
+                            (x.value - x.expected).abs() / x.sigma / std::f64::consts::SQRT_2,
+                        )
                     } else {
                         0.0
                     }
                 };
-                let recent_score = (s.ring.len() >= 3)
-                    .then(|| s.ring.iter().rev().take(3).map(band_score).fold(f64::INFINITY, f64::min));
+                let recent_score = (s.ring.len() >= 3).then(|| {
+                    s.ring
+                        .iter()
+                        .rev()
+                        .take(3)
+                        .map(band_score)
+                        .fold(f64::INFINITY, f64::min)
+                });
                 serde_json::json!({
-                    "metric": s.metric,
-                    "statistic": s.statistic,
-                    "attributes": s.attributes.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                    "metric": &*s.metric,
+                    "statistic": &*s.statistic,
+                    "attributes": s.attrs().collect::<std::collections::BTreeMap<_, _>>(),
                     "points": s.baseline.samples,
                     "last_ts_ms": last.map(|x| x.ts_ms),
                     "last_value": last.map(|x| x.value),

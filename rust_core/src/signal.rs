@@ -28,6 +28,12 @@ pub struct SignalSpec {
     /// History (points) a series needs before its baseline may be used.
     #[serde(default = "default_min_history")]
     pub min_history: u64,
+    /// At most the last `points` points up to the decision time, whatever their spacing
+    /// (a window in points suits series scraped every minute and every hour alike). With a
+    /// positive `window_s` too, only points inside that window count; `window_s <= 0` means
+    /// no time bound.
+    #[serde(default)]
+    pub points: Option<u64>,
 }
 
 fn default_statistic() -> String {
@@ -75,6 +81,14 @@ pub struct BaselineView {
     pub score: f64,
     /// Largest per-point score in the window.
     pub max_point_score: f64,
+    /// Largest and smallest per-point z, `(value - expected) / sigma`, each point against the
+    /// band it was judged with when it arrived (not the window's mean band).
+    pub max_z: f64,
+    pub min_z: f64,
+    /// Mean per-point |z| over the window: how well the band fits the recent points. About 0.8
+    /// for a calibrated band (E|z| of a normal); much lower means the band is too wide for
+    /// them to say much, much higher that they keep leaving it.
+    pub mean_abs_z: f64,
     /// observed / expected (0 when expected is 0).
     pub ratio: f64,
     /// Quantiles of every value the series' baseline has learned (DDSketch, 1% relative
@@ -123,12 +137,20 @@ fn window(
     at_ms: i64,
     band_k: f64,
 ) -> Result<(SignalView, BaselineView), Missing> {
-    let start = at_ms - (spec.window_s * 1000.0) as i64;
-    let points: Vec<_> = series
+    let start = if spec.points.is_some() && spec.window_s <= 0.0 {
+        i64::MIN
+    } else {
+        at_ms - (spec.window_s * 1000.0) as i64
+    };
+    let mut points: Vec<_> = series
         .ring
         .iter()
         .filter(|s| s.ts_ms > start && s.ts_ms <= at_ms)
         .collect();
+    if let Some(k) = spec.points {
+        let keep = (k as usize).min(points.len());
+        points.drain(..points.len() - keep);
+    }
     if points.is_empty() {
         return Err(Missing::NoPointsInWindow);
     }
@@ -149,9 +171,12 @@ fn window(
     // History before the window: everything the baseline learned minus the window's points.
     let history = series.baseline.samples.saturating_sub(points.len() as u64);
     let signal = SignalView {
-        metric: series.metric.clone(),
-        statistic: series.statistic.clone(),
-        series: series.attributes.iter().cloned().collect(),
+        metric: series.metric.to_string(),
+        statistic: series.statistic.to_string(),
+        series: series
+            .attrs()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         window_s: spec.window_s,
         samples: points.len() as u64,
         observed,
@@ -179,6 +204,10 @@ fn window(
     let expected = judged.iter().map(|s| s.expected).sum::<f64>() / m;
     let sigma = judged.iter().map(|s| s.sigma).sum::<f64>() / m;
     let z = (observed - expected) / sigma;
+    let point_z: Vec<f64> = judged
+        .iter()
+        .map(|s| (s.value - s.expected) / s.sigma)
+        .collect();
     let model = judged
         .last()
         .and_then(|s| s.model)
@@ -190,7 +219,14 @@ fn window(
         .as_ref()
         .filter(|a| a.model.name() == model)
         .map(|a| a.fitted_at_ms);
-    let q = |p: f64| series.baseline.quantile(p).unwrap_or(f64::NAN);
+    // The sketch starts when a rule first reads the series; until then, the recent window.
+    let q = |p: f64| {
+        series
+            .baseline
+            .quantile(p)
+            .or_else(|| series.baseline.window_quantile(p))
+            .unwrap_or(f64::NAN)
+    };
     let baseline = BaselineView {
         model: model.to_string(),
         freshness_s: ((at_ms - fitted_at.unwrap_or(signal.end_ms)).max(0) as f64) / 1000.0,
@@ -203,6 +239,9 @@ fn window(
         z,
         score: erf(z.abs() / std::f64::consts::SQRT_2),
         max_point_score: judged.iter().map(|s| s.score).fold(0.0, f64::max),
+        max_z: point_z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        min_z: point_z.iter().copied().fold(f64::INFINITY, f64::min),
+        mean_abs_z: point_z.iter().map(|z| z.abs()).sum::<f64>() / m,
         ratio: if expected != 0.0 {
             observed / expected
         } else {
@@ -227,6 +266,7 @@ mod tests {
             window_s,
             agg: Aggregation::Mean,
             min_history: 30,
+            points: None,
         }
     }
 
@@ -256,6 +296,41 @@ mod tests {
         assert!((base.expected - 10.5).abs() < 1.5, "{base:?}");
         assert!(base.score > 0.99);
         assert_eq!(base.history, 100);
+    }
+
+    #[test]
+    fn a_window_in_points_and_per_point_z() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        for i in 0..100 {
+            let v = 10.0 + (i % 2) as f64;
+            store
+                .push("m", "value", &[("service.name", "a")], i * 3_600_000, v)
+                .unwrap();
+        }
+        store
+            .push(
+                "m",
+                "value",
+                &[("service.name", "a")],
+                100 * 3_600_000,
+                40.0,
+            )
+            .unwrap();
+        let subject = vec![("service.name".to_string(), "a".to_string())];
+        let mut s = spec(0.0);
+        s.points = Some(6);
+        let (sig, base) = read(&store, &s, &subject, 100 * 3_600_000).unwrap();
+        assert_eq!(
+            sig.samples, 6,
+            "hourly points: six of them whatever the time span"
+        );
+        assert_eq!(sig.max, 40.0);
+        assert!(base.max_z > 3.0 && base.min_z < 3.0, "{base:?}");
+        assert!(base.mean_abs_z > 0.0 && base.mean_abs_z < base.max_z);
+        // With a time bound too, only the points inside it count.
+        s.window_s = 7_200.0;
+        let (sig, _) = read(&store, &s, &subject, 100 * 3_600_000).unwrap();
+        assert_eq!(sig.samples, 2);
     }
 
     #[test]

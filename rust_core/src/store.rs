@@ -12,7 +12,11 @@ use std::collections::VecDeque;
 
 // Series keys come from our own canonical encoding, hashed on every point: FxHash is several
 // times faster than SipHash, and flooding is bounded by the series cap anyway.
-use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet, FxHasher};
+use std::collections::hash_map::Entry;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -34,17 +38,114 @@ pub struct Sample {
     pub model: Option<BandModel>,
 }
 
-#[derive(Debug, Clone)]
+/// A series attribute: the key shared by every series that has it, the value owned.
+pub type Attr = (Arc<str>, Box<str>);
+
+#[derive(Debug)]
 pub struct Series {
-    pub metric: String,
-    pub statistic: String,
-    pub attributes: Attributes,
+    /// Metric and statistic names are shared by all series of the signal.
+    pub metric: Arc<str>,
+    pub statistic: Arc<str>,
+    /// Sorted by key.
+    pub attributes: Box<[Attr]>,
     pub ring: VecDeque<Sample>,
     pub baseline: StreamingBaseline,
-    pub out_of_order: u64,
-    pub duplicates: u64,
+    pub out_of_order: u32,
+    pub duplicates: u32,
+    /// Set when a rule reads the series: its next point starts a quantile sketch.
+    pub wants_sketch: AtomicBool,
     /// The fitted band handed over from Python, if any (see `band.rs`).
     pub artifact: Option<Box<BandArtifact>>,
+}
+
+impl Series {
+    /// The attributes as string pairs.
+    pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.attributes.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    /// The attributes as owned strings (for output).
+    pub fn attributes_owned(&self) -> Attributes {
+        self.attrs()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn is(&self, metric: &str, statistic: &str, attrs: &[(&str, &str)]) -> bool {
+        &*self.metric == metric
+            && &*self.statistic == statistic
+            && self.attributes.len() == attrs.len()
+            && self.attrs().zip(attrs).all(|(a, b)| a == *b)
+    }
+}
+
+/// A vector in fixed chunks of `CHUNK` items: growing never copies the items, and never
+/// leaves up to half of the capacity unused as a doubling `Vec` would (at 100,000 series of
+/// ~600 bytes that waste alone would be ~300 bytes per series).
+const CHUNK: usize = 4096;
+
+pub struct Chunks<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Default for Chunks<T> {
+    fn default() -> Self {
+        Chunks {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunks<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn push(&mut self, item: T) {
+        if self.len % CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            last.push(item);
+        }
+        self.len += 1;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl<T> std::ops::Index<usize> for Chunks<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+impl<T> std::ops::IndexMut<usize> for Chunks<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i / CHUNK][i % CHUNK]
+    }
+}
+
+/// Hash of a series identity (metric, statistic, sorted attributes), with separators so no
+/// attribute value can forge another identity's sequence of parts.
+fn identity_hash(metric: &str, statistic: &str, attrs: &[(&str, &str)]) -> u64 {
+    let mut h = FxHasher::default();
+    metric.hash(&mut h);
+    statistic.hash(&mut h);
+    for (k, v) in attrs {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Store-wide counters, reported by `GET /api/v1/series` and the service's metrics.
@@ -87,12 +188,16 @@ pub enum Rejection {
 
 pub struct SeriesStore {
     pub config: StoreConfig,
-    index: HashMap<String, usize>,
+    /// Identity hash -> series. The rare series whose hash is already taken by another
+    /// identity go to `collided` (checked after a mismatch), so the index never stores keys.
+    index: HashMap<u64, u32>,
+    collided: Vec<u32>,
     /// (metric, statistic) -> series, so rules resolve signals without scanning every series.
-    by_signal: HashMap<(String, String), Vec<usize>>,
-    series: Vec<Series>,
+    by_signal: HashMap<(Arc<str>, Arc<str>), Vec<u32>>,
+    /// Metric, statistic and attribute-key names, each stored once.
+    names: HashSet<Arc<str>>,
+    series: Chunks<Series>,
     pub stats: StoreStats,
-    key_buf: String,
     /// Series read by rules since the fitter last asked (see `touch`).
     touched: std::sync::Mutex<std::collections::HashSet<(String, String, Attributes)>>,
 }
@@ -120,9 +225,10 @@ impl SeriesStore {
             },
             config,
             index: HashMap::default(),
+            collided: Vec::new(),
             by_signal: HashMap::default(),
-            series: Vec::new(),
-            key_buf: String::with_capacity(256),
+            names: HashSet::default(),
+            series: Chunks::default(),
             touched: Default::default(),
         }
     }
@@ -152,53 +258,59 @@ impl SeriesStore {
             self.stats.points_rejected += 1;
             return Err(Rejection::NotFinite);
         }
-        let mut key = std::mem::take(&mut self.key_buf);
-        write_key(&mut key, metric, statistic, attrs);
-        let idx = match self.index.get(key.as_str()) {
-            Some(i) => *i,
+        let hash = identity_hash(metric, statistic, attrs);
+        let idx = match self.lookup(hash, metric, statistic, attrs) {
+            Some(i) => i,
             None => {
                 if self.series.len() >= self.config.max_series {
-                    self.key_buf = key;
                     self.stats.points_rejected += 1;
                     self.stats.series_rejected += 1;
                     return Err(Rejection::SeriesLimit);
                 }
                 let i = self.series.len();
+                let metric = self.name(metric);
+                let statistic = self.name(statistic);
+                let attributes = attrs
+                    .iter()
+                    .map(|(k, v)| (self.name(k), Box::<str>::from(*v)))
+                    .collect();
                 self.series.push(Series {
-                    metric: metric.to_owned(),
-                    statistic: statistic.to_owned(),
-                    attributes: attrs
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
+                    metric: metric.clone(),
+                    statistic: statistic.clone(),
+                    attributes,
                     ring: VecDeque::with_capacity(self.config.ring_capacity.min(64)),
                     baseline: StreamingBaseline::new(&self.config.baseline),
                     out_of_order: 0,
                     duplicates: 0,
+                    wants_sketch: AtomicBool::new(false),
                     artifact: None,
                 });
-                self.index.insert(key.clone(), i);
+                match self.index.entry(hash) {
+                    Entry::Vacant(e) => {
+                        e.insert(i as u32);
+                    }
+                    Entry::Occupied(_) => self.collided.push(i as u32),
+                }
                 self.by_signal
-                    .entry((metric.to_owned(), statistic.to_owned()))
+                    .entry((metric, statistic))
                     .or_default()
-                    .push(i);
+                    .push(i as u32);
                 self.stats.series = self.series.len();
                 i
             }
         };
-        self.key_buf = key;
         let cfg = &self.config.baseline;
         let series = &mut self.series[idx];
         if let Some(last) = series.ring.back() {
             if ts_ms == last.ts_ms {
                 // A repeated timestamp replaces nothing: the first write wins, the repeat is counted.
-                series.duplicates += 1;
+                series.duplicates = series.duplicates.saturating_add(1);
                 self.stats.duplicates += 1;
                 self.stats.points_rejected += 1;
                 return Err(Rejection::OutOfOrder);
             }
             if ts_ms < last.ts_ms {
-                series.out_of_order += 1;
+                series.out_of_order = series.out_of_order.saturating_add(1);
                 self.stats.out_of_order += 1;
                 self.stats.points_rejected += 1;
                 return Err(Rejection::OutOfOrder);
@@ -208,6 +320,11 @@ impl SeriesStore {
             .artifact
             .as_ref()
             .and_then(|a| a.at(ts_ms).map(|(e, s)| (e, s, BandModel::Fitted(a.model))));
+        if series.baseline.sketch.is_none() && *series.wants_sketch.get_mut() {
+            series
+                .baseline
+                .enable_sketch(series.ring.iter().map(|s| s.value), cfg);
+        }
         let band = series.baseline.update_judged(ts_ms, value, fitted, cfg);
         let sample = match band {
             Some(b) => Sample {
@@ -243,19 +360,19 @@ impl SeriesStore {
         statistic: &str,
         subject: &[(String, String)],
     ) -> Vec<&Series> {
-        let Some(candidates) = self
-            .by_signal
-            .get(&(metric.to_owned(), statistic.to_owned()))
-        else {
+        let (Some(m), Some(st)) = (self.names.get(metric), self.names.get(statistic)) else {
+            return Vec::new();
+        };
+        let Some(candidates) = self.by_signal.get(&(m.clone(), st.clone())) else {
             return Vec::new();
         };
         let mut found: Vec<&Series> = candidates
             .iter()
-            .map(|i| &self.series[*i])
+            .map(|i| &self.series[*i as usize])
             .filter(|s| {
                 subject
                     .iter()
-                    .all(|(k, v)| s.attributes.iter().any(|(sk, sv)| sk == k && sv == v))
+                    .all(|(k, v)| s.attrs().any(|(sk, sv)| sk == k && sv == v))
             })
             .collect();
         found.sort_by(|a, b| {
@@ -270,15 +387,44 @@ impl SeriesStore {
     /// Records that a rule or suggestion read `series`, so seasonal fits are spent only on
     /// series someone asks about.
     pub fn touch(&self, series: &Series) {
+        series.wants_sketch.store(true, Ordering::Relaxed);
         if let Ok(mut t) = self.touched.lock() {
             if t.len() < self.config.max_series {
                 t.insert((
-                    series.metric.clone(),
-                    series.statistic.clone(),
-                    series.attributes.clone(),
+                    series.metric.to_string(),
+                    series.statistic.to_string(),
+                    series.attributes_owned(),
                 ));
             }
         }
+    }
+
+    /// The interned copy of a metric, statistic or attribute-key name.
+    fn name(&mut self, s: &str) -> Arc<str> {
+        if let Some(n) = self.names.get(s) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(s);
+        self.names.insert(n.clone());
+        n
+    }
+
+    /// The series with this identity, if any.
+    fn lookup(
+        &self,
+        hash: u64,
+        metric: &str,
+        statistic: &str,
+        attrs: &[(&str, &str)],
+    ) -> Option<usize> {
+        let i = *self.index.get(&hash)? as usize;
+        if self.series[i].is(metric, statistic, attrs) {
+            return Some(i);
+        }
+        self.collided
+            .iter()
+            .map(|c| *c as usize)
+            .find(|c| self.series[*c].is(metric, statistic, attrs))
     }
 
     /// The series touched since the last call (and forgets them).
@@ -301,11 +447,13 @@ impl SeriesStore {
         attrs: &[(&str, &str)],
         artifact: BandArtifact,
     ) -> Result<(), String> {
-        let mut key = String::new();
-        write_key(&mut key, metric, statistic, attrs);
-        let i = *self
-            .index
-            .get(key.as_str())
+        let i = self
+            .lookup(
+                identity_hash(metric, statistic, attrs),
+                metric,
+                statistic,
+                attrs,
+            )
             .ok_or_else(|| "series: no such series".to_string())?;
         let series = &mut self.series[i];
         if let Some(cur) = &series.artifact {
@@ -322,9 +470,13 @@ impl SeriesStore {
 
     /// Looks a series up by its exact identity.
     pub fn get(&self, metric: &str, statistic: &str, attrs: &[(&str, &str)]) -> Option<&Series> {
-        let mut key = String::new();
-        write_key(&mut key, metric, statistic, attrs);
-        self.index.get(key.as_str()).map(|i| &self.series[*i])
+        self.lookup(
+            identity_hash(metric, statistic, attrs),
+            metric,
+            statistic,
+            attrs,
+        )
+        .map(|i| &self.series[i])
     }
 }
 
