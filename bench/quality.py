@@ -122,7 +122,7 @@ def run(nab_dir: Path, rules: list[Path], out_dir: Path) -> dict[str, Any]:
     verdict_rows: list[dict[str, Any]] = []
     settings = Settings.load(None, env={}, rules=rules)
     started = time.perf_counter()
-    for key in keys:
+    for index, key in enumerate(keys):
         path = nab_dir / "data" / key
         ts, vs = read_rows(path)
         windows = [(_row_of(ts, a), _row_of(ts, b)) for a, b in windows_json[key]]
@@ -146,6 +146,7 @@ def run(nab_dir: Path, rules: list[Path], out_dir: Path) -> dict[str, Any]:
                 {
                     "file": key,
                     "category": key.split("/")[0],
+                    "half": "AB"[index % 2],
                     "true": truth[v.suggestion_id],
                     "verdict": v.verdict,
                 }
@@ -215,6 +216,8 @@ def copilot_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "seed": SEED,
         "overall": summarise(rows),
+        "half_a": summarise([r for r in rows if r["half"] == "A"]),
+        "half_b": summarise([r for r in rows if r["half"] == "B"]),
         "per_category": {c: summarise(by_cat[c]) for c in sorted(by_cat)},
     }
 

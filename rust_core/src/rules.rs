@@ -62,6 +62,9 @@ const BASELINE_FIELDS: &[&str] = &[
     "z",
     "score",
     "max_point_score",
+    "max_z",
+    "min_z",
+    "mean_abs_z",
     "ratio",
     "p50",
     "p90",
@@ -749,6 +752,7 @@ mod tests {
                 window_s: 300.0,
                 agg: crate::signal::Aggregation::Mean,
                 min_history: 30,
+                points: None,
             }),
         }
     }

@@ -9,14 +9,16 @@ rule's outcome into an effect and combines the effects deterministically:
    exception), whatever its evidence;
 3. a matched rule whose evidence is missing (no series, no points in the window, history
    shorter than the minimum), or any rule whose ``match`` or ``when`` failed to evaluate,
-   yields ``inconclusive``;
+   yields ``inconclusive``; except that a rule whose signal is ``optional: true`` yields no
+   effect when no series matches (the subject simply does not have that metric);
 4. otherwise ``when`` true yields ``then``, false yields ``otherwise`` (no effect if absent);
 5. protection: when a ``protect: true`` rule among the deciding effects yields ``confirm`` or
    ``inconclusive``, every ``suppress`` among them is dropped, whatever its priority;
 6. only the effects of the highest ``priority`` present count; among them
    ``confirm`` beats ``inconclusive`` beats ``suppress``: a suggestion is suppressed only
    when every top-priority rule says so, and never on missing evidence;
-7. no effect at all is ``inconclusive`` ("no rule judges this claim").
+7. no effect at all is ``inconclusive`` ("no rule judges this claim", or, when matched rules
+   were silent only because their optional signals have no series, "evidence missing").
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from referee.decision.rulepack import Effect, LoadedRules, Rule
 from referee.models import Band, Evidence, RuleTrace, Suggestion, Verdict
 
 _STRENGTH = {"confirm": 2, "inconclusive": 1, "suppress": 0}
+#: What Rust reports when no series matches a rule's signal and the subject (``signal::Missing``).
+NO_SERIES = "no series matches the signal and subject"
 
 
 def fmt(x: float | None) -> str:
@@ -52,6 +56,8 @@ def _effect_of(rule: Rule, outcome: dict[str, Any]) -> Effect | None:
     if not outcome["matched"]:
         return None
     if outcome.get("missing"):
+        if outcome["missing"] == NO_SERIES and (rule.signal or {}).get("optional"):
+            return None  # `signal.optional`: a metric this subject does not have is no evidence either way
         return Effect("inconclusive", f"evidence missing: {outcome['missing']}")
     return rule.then if outcome.get("when") else rule.otherwise
 
@@ -198,7 +204,13 @@ class Decider:
 
         reason: str | None
         decided, chosen, mode = combine(effects)
-        if decided is None:
+        silent = [
+            t for t in traces if t.matched and t.missing == NO_SERIES and t.effect is None and not t.exception
+        ]
+        if decided is None and silent:
+            # Every rule that judges this claim reads an optional signal the subject lacks.
+            verdict, reason = "inconclusive", f"evidence missing: {NO_SERIES}"
+        elif decided is None:
             verdict, reason = "inconclusive", f"no rule judges {suggestion.claim.kind} claims"
         else:
             verdict, reason = decided, chosen[0][2].reason
@@ -217,7 +229,7 @@ class Decider:
             subject=suggestion.subject,
             claim_kind=suggestion.claim.kind,
             verdict=verdict,  # type: ignore[arg-type]
-            rule_ids=[r.id for r, _, _ in chosen],
+            rule_ids=[r.id for r, _, _ in chosen] or [t.rule_id for t in silent],
             evidence=evidence,
             explanation=explain(verdict, suggestion, evidence, reason),
             trace=traces,

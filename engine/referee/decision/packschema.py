@@ -86,7 +86,21 @@ _SIGNAL: dict[str, Any] = {
     "metric": {"type": "string", "minLength": 1, "description": "Metric name, or `$claim.signal`."},
     "statistic": {"type": "string", "minLength": 1, "default": "value"},
     "window": {"type": "string", "pattern": rp._DURATION.pattern, "default": "5m"},
+    "points": {
+        "type": "integer",
+        "minimum": 1,
+        "description": (
+            "The last N points up to created_at, whatever their spacing; with `window`, only those inside it."
+        ),
+    },
     "agg": {"enum": list(rp.AGGREGATIONS), "default": "mean"},
+    "optional": {
+        "type": "boolean",
+        "default": False,
+        "description": (
+            "No effect at all (instead of inconclusive) when no series matches the signal and subject."
+        ),
+    },
 }
 _BASELINE: dict[str, Any] = {"min_history": {"type": "integer", "minimum": 0}}
 _EXCEPTION: dict[str, Any] = {"name": {"type": "string", "pattern": rp._ID.pattern}, "when": _CEL}

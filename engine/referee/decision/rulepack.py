@@ -55,7 +55,7 @@ RULE_FIELDS = {
     "protect",
 }
 EXCEPTION_FIELDS = {"name", "when"}
-SIGNAL_FIELDS = {"metric", "statistic", "window", "agg"}
+SIGNAL_FIELDS = {"metric", "statistic", "window", "points", "agg", "optional"}
 BASELINE_FIELDS = {"min_history"}
 EFFECT_FIELDS = {"verdict", "reason"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -619,13 +619,33 @@ class _PackReader:
             return None
         out["metric"] = self.scalar(f["metric"][1], "metric")
         out["statistic"] = self.scalar(f["statistic"][1], "statistic") if "statistic" in f else "value"
-        window = self.scalar(f["window"][1], "window") if "window" in f else "5m"
-        try:
-            out["window_s"] = parse_duration(window or "")
-            out["window"] = window
-        except ValueError as e:
-            self.error(f["window"][1] if "window" in f else node, f"signal: {e}")
-            return None
+        if "points" in f:
+            # A window in points: the last N points whatever their spacing (with `window`
+            # too, only those inside it).
+            text = self.scalar(f["points"][1], "points") or ""
+            if not text.isdigit() or int(text) < 1:
+                self.error(f["points"][1], f"signal: points must be a positive integer, not `{text}`")
+                return None
+            out["points"] = int(text)
+        if "points" in out and "window" not in f:
+            out["window_s"] = 0.0  # no time bound
+            out["window"] = f"{out['points']} points"
+        else:
+            window = self.scalar(f["window"][1], "window") if "window" in f else "5m"
+            try:
+                out["window_s"] = parse_duration(window or "")
+                out["window"] = window if "points" not in out else f"{out['points']} points within {window}"
+            except ValueError as e:
+                self.error(f["window"][1] if "window" in f else node, f"signal: {e}")
+                return None
+        if "optional" in f:
+            onode = f["optional"][1]
+            if not (isinstance(onode, ScalarNode) and onode.tag == "tag:yaml.org,2002:bool"):
+                self.error(onode, "signal: optional must be true or false")
+                return None
+            if onode.value.lower() in ("true", "yes", "on"):
+                # No effect at all when no series matches (instead of `inconclusive`).
+                out["optional"] = True
         if "agg" in f:
             agg = self.scalar(f["agg"][1], "agg")
             if agg not in AGGREGATIONS:
@@ -676,7 +696,10 @@ class _Spec:
 def _signal_spec(rule: Rule, min_history: int) -> dict[str, Any] | None:
     if rule.signal is None:
         return None
-    return {"min_history": min_history, **{k: v for k, v in rule.signal.items() if k != "window"}}
+    return {
+        "min_history": min_history,
+        **{k: v for k, v in rule.signal.items() if k not in ("window", "optional")},
+    }
 
 
 def _compile(
