@@ -45,6 +45,10 @@ pub struct BaselineConfig {
     /// A point's anomaly score is kept only if its raw score exceeds every raw score of the
     /// previous `episode_points` points: one alert per episode, not one per point.
     pub episode_points: usize,
+    /// Points (this one included) whose mean z counts as a level shift: `raw` uses
+    /// `max(|z|, shift_weight * |mean z|)`, so a shift held for a while scores like a spike.
+    pub shift_points: usize,
+    pub shift_weight: f64,
     /// A gap longer than this is counted.
     pub gap_s: f64,
     /// A gap longer than this resets the short-memory estimators (median window, fast EWMA,
@@ -68,6 +72,8 @@ impl Default for BaselineConfig {
             level_tau_s: 6.0 * 3600.0,
             week_min_weeks: 2,
             episode_points: 288,
+            shift_points: 12,
+            shift_weight: 2.0,
             gap_s: 6.0 * 3600.0,
             gap_reset_s: 24.0 * 3600.0,
             sketch_alpha: 0.01,
@@ -407,11 +413,13 @@ pub struct StreamingBaseline {
     /// Quantiles of the (clipped) learned values, kept for the series rules read (see
     /// `enable_sketch`): a sketch per series would cost more than the rest of the baseline.
     pub sketch: Option<Box<Sketch>>,
-    /// One alert per episode: the largest raw anomaly of the current and of the previous
-    /// block of `episode_points / 2` points, and where the current block started.
-    episode_cur: f64,
-    episode_prev: f64,
-    episode_block_start: u64,
+    /// The largest raw anomaly among the previous `episode_points` points and its point
+    /// number: a cache over the raw anomalies the store keeps in the series' ring (see
+    /// `SeriesStore::push`), rescanned only when that maximum leaves the horizon.
+    pub episode_max: f32,
+    pub episode_max_at: u64,
+    /// Raw anomaly of the last point added (0 before it had a band).
+    pub last_raw: f64,
     /// Anomaly score of the last point added (0 before it had a band).
     pub last_score: f64,
     /// Gaps longer than `gap_s`, and those longer than `gap_reset_s` (which reset).
@@ -432,9 +440,9 @@ impl StreamingBaseline {
             slots: DaySlots::default(),
             week: None,
             sketch: None,
-            episode_cur: f64::NEG_INFINITY,
-            episode_prev: f64::NEG_INFINITY,
-            episode_block_start: 0,
+            episode_max: f32::NEG_INFINITY,
+            episode_max_at: 0,
+            last_raw: 0.0,
             last_score: 0.0,
             gaps: 0,
             resets: 0,
@@ -551,7 +559,7 @@ impl StreamingBaseline {
 
     /// Adds a point; returns the band it was judged against (before the update).
     pub fn update(&mut self, ts_ms: i64, value: f64, cfg: &BaselineConfig) -> Option<Band> {
-        self.update_judged(ts_ms, value, None, cfg)
+        self.update_judged(ts_ms, value, None, (0.0, 0), None, cfg)
     }
 
     /// Adds a point, judged against `fitted` (expected, sigma, model) when a fitted band
@@ -562,6 +570,8 @@ impl StreamingBaseline {
         ts_ms: i64,
         value: f64,
         fitted: Option<(f64, f64, BandModel)>,
+        recent_z: (f64, u32),
+        history: Option<&mut dyn Iterator<Item = f32>>,
         cfg: &BaselineConfig,
     ) -> Option<Band> {
         if self.last_ts != i64::MIN {
@@ -575,9 +585,8 @@ impl StreamingBaseline {
                 self.window = MedianWindow::new(cfg.median_window);
                 self.fast = Ewm::default();
                 self.level = Ewm::default();
-                self.episode_cur = f64::NEG_INFINITY;
-                self.episode_prev = f64::NEG_INFINITY;
-                self.episode_block_start = self.samples;
+                self.episode_max = f32::NEG_INFINITY;
+                self.episode_max_at = self.samples;
             }
         }
         let mut band = self.band(ts_ms, cfg);
@@ -591,7 +600,7 @@ impl StreamingBaseline {
                 model,
             });
         }
-        self.update_with_band(ts_ms, value, band, cfg);
+        self.update_with_band(ts_ms, value, band, recent_z, history, cfg);
         band
     }
 
@@ -602,12 +611,29 @@ impl StreamingBaseline {
         ts_ms: i64,
         value: f64,
         judged: Option<Band>,
+        recent_z: (f64, u32),
+        history: Option<&mut dyn Iterator<Item = f32>>,
         cfg: &BaselineConfig,
     ) {
         self.last_score = match judged {
-            Some(b) => self.episode_score(b.raw_anomaly(value, cfg.band_k), cfg),
+            Some(b) => {
+                let z = b.z(value);
+                let (sum, n) = recent_z;
+                let shift = if z.is_finite() {
+                    cfg.shift_weight * ((sum + z) / (n as f64 + 1.0)).abs()
+                } else {
+                    0.0
+                };
+                let a = z.abs().max(shift);
+                if a.is_finite() {
+                    a / (a + cfg.band_k.max(1e-9))
+                } else {
+                    1.0
+                }
+            }
             None => 0.0,
         };
+        self.last_raw = self.last_score;
         let band = self.band(ts_ms, cfg);
         // Clip what the estimators learn from points far outside the band. The seasonal slots
         // are clipped only against their own band: during warm-up the non-seasonal band would
@@ -673,29 +699,46 @@ impl StreamingBaseline {
             let alpha = (1.0 - (-dt_s / cfg.level_tau_s).exp()).clamp(1e-6, 1.0);
             self.level.update(learned_seasonal - seasonal_before, alpha);
         }
+        self.last_score = self.episode_score(self.last_raw, history, cfg);
     }
 
     /// One alert per episode: the raw anomaly counts only if it exceeds every raw anomaly of
-    /// the previous block and the current one (blocks of `episode_points / 2` points, so the
-    /// horizon is between half and all of `episode_points`); otherwise the score is 0. O(1).
-    fn episode_score(&mut self, raw: f64, cfg: &BaselineConfig) -> f64 {
+    /// the previous `episode_points` points; otherwise the score is 0. Amortised O(1).
+    /// One alert per episode: `raw` counts only if it exceeds every raw anomaly of the
+    /// previous `episode_points` points; otherwise the score is 0. The maximum is cached;
+    /// when it leaves the horizon, `history` (the raw anomalies of the previous points, newest
+    /// first, as the store keeps them in the ring) is rescanned. Without a history (a bare
+    /// baseline, in tests) an expired maximum is simply forgotten.
+    pub fn episode_score(
+        &mut self,
+        raw: f64,
+        history: Option<&mut dyn Iterator<Item = f32>>,
+        cfg: &BaselineConfig,
+    ) -> f64 {
         if cfg.episode_points == 0 {
             return raw;
         }
-        let block = (cfg.episode_points as u64 / 2).max(1);
-        let idx = self.samples;
-        if idx >= self.episode_block_start + 2 * block {
-            // More than a block without points judged: both blocks are over.
-            self.episode_prev = f64::NEG_INFINITY;
-            self.episode_cur = f64::NEG_INFINITY;
-            self.episode_block_start = idx;
-        } else if idx >= self.episode_block_start + block {
-            self.episode_prev = self.episode_cur;
-            self.episode_cur = f64::NEG_INFINITY;
-            self.episode_block_start += block;
+        // This point's number is `samples - 1` (the update has counted it).
+        let idx = self.samples.saturating_sub(1);
+        let horizon = cfg.episode_points as u64;
+        if idx.saturating_sub(self.episode_max_at) > horizon
+            || self.episode_max == f32::NEG_INFINITY
+        {
+            self.episode_max = f32::NEG_INFINITY;
+            if let Some(h) = history {
+                for (j, r) in h.take(cfg.episode_points).enumerate() {
+                    if r > self.episode_max {
+                        self.episode_max = r;
+                        self.episode_max_at = idx - 1 - j as u64;
+                    }
+                }
+            }
         }
-        let prev_max = self.episode_prev.max(self.episode_cur);
-        self.episode_cur = self.episode_cur.max(raw);
+        let prev_max = self.episode_max as f64;
+        if raw as f32 >= self.episode_max {
+            self.episode_max = raw as f32;
+            self.episode_max_at = idx;
+        }
         if raw > prev_max {
             raw
         } else {

@@ -324,7 +324,7 @@ impl PySeriesStore {
                             x.expected,
                             x.expected - k * x.sigma,
                             x.expected + k * x.sigma,
-                            x.score,
+                            x.score as f64,
                         )
                     })
                     .collect()

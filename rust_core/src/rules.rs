@@ -644,6 +644,7 @@ impl RuleSet {
         let mut root = self.context();
         root.add_variable_from_value("suggestion", suggestion_value);
         let mut out = Vec::with_capacity(self.rules.len());
+        let mut cache: Vec<(EvidenceKey, Result<Evidence, String>)> = Vec::new();
         for rule in &self.rules {
             let matched = match rule.match_prog.execute(&root) {
                 Ok(Value::Bool(b)) => b,
@@ -674,24 +675,43 @@ impl RuleSet {
                         continue;
                     }
                 };
-                match signal::read(store, &spec, &subject, at_ms) {
-                    Ok((sig, base)) => {
-                        ctx.add_variable_from_value("series", map_value(&sig.series));
-                        match (cel::to_value(&sig), cel::to_value(&base)) {
-                            (Ok(s), Ok(b)) => {
-                                ctx.add_variable_from_value("signal", s);
-                                ctx.add_variable_from_value("baseline", b);
+                // Rules often read the same signal: read and convert it once per evaluation.
+                let key = EvidenceKey::of(&spec);
+                let evidence = match cache.iter().position(|(k, _)| *k == key) {
+                    Some(i) => &cache[i].1,
+                    None => {
+                        let read =
+                            signal::read(store, &spec, &subject, at_ms).map_err(|m| m.to_string());
+                        let converted = read.and_then(|(sig, base)| {
+                            match (cel::to_value(&sig), cel::to_value(&base)) {
+                                (Ok(s), Ok(b)) => Ok(Evidence {
+                                    series: map_value(&sig.series),
+                                    signal_value: s,
+                                    baseline_value: b,
+                                    signal: sig,
+                                    baseline: base,
+                                }),
+                                _ => Err(CONVERSION_FAILED.to_string()),
                             }
-                            _ => {
-                                out.push(result.with_error("could not convert evidence".into()));
-                                continue;
-                            }
-                        }
-                        result.signal = Some(sig);
-                        result.baseline = Some(base);
+                        });
+                        cache.push((key, converted));
+                        &cache[cache.len() - 1].1
+                    }
+                };
+                match evidence {
+                    Ok(ev) => {
+                        ctx.add_variable_from_value("series", ev.series.clone());
+                        ctx.add_variable_from_value("signal", ev.signal_value.clone());
+                        ctx.add_variable_from_value("baseline", ev.baseline_value.clone());
+                        result.signal = Some(ev.signal.clone());
+                        result.baseline = Some(ev.baseline.clone());
+                    }
+                    Err(e) if e == CONVERSION_FAILED => {
+                        out.push(result.with_error(e.clone()));
+                        continue;
                     }
                     Err(missing) => {
-                        result.missing = Some(missing.to_string());
+                        result.missing = Some(missing.clone());
                         out.push(result);
                         continue;
                     }
@@ -710,6 +730,41 @@ impl RuleSet {
         }
         out
     }
+}
+
+const CONVERSION_FAILED: &str = "could not convert evidence";
+
+/// What makes two signal reads the same within one evaluation.
+#[derive(PartialEq)]
+struct EvidenceKey {
+    metric: String,
+    statistic: String,
+    window_bits: u64,
+    agg: signal::Aggregation,
+    min_history: u64,
+    points: Option<u64>,
+}
+
+impl EvidenceKey {
+    fn of(spec: &SignalSpec) -> Self {
+        EvidenceKey {
+            metric: spec.metric.clone(),
+            statistic: spec.statistic.clone(),
+            window_bits: spec.window_s.to_bits(),
+            agg: spec.agg,
+            min_history: spec.min_history,
+            points: spec.points,
+        }
+    }
+}
+
+/// A signal read, and its CEL values, shared by the rules that read it.
+struct Evidence {
+    signal: SignalView,
+    baseline: BaselineView,
+    series: Value,
+    signal_value: Value,
+    baseline_value: Value,
 }
 
 fn map_value(m: &BTreeMap<String, String>) -> Value {

@@ -238,7 +238,7 @@ fn window(
         upper: expected + band_k * sigma,
         z,
         score: erf(z.abs() / std::f64::consts::SQRT_2),
-        max_point_score: judged.iter().map(|s| s.score).fold(0.0, f64::max),
+        max_point_score: judged.iter().map(|s| s.score as f64).fold(0.0, f64::max),
         max_z: point_z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         min_z: point_z.iter().copied().fold(f64::INFINITY, f64::min),
         mean_abs_z: point_z.iter().map(|z| z.abs()).sum::<f64>() / m,

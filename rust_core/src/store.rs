@@ -34,7 +34,10 @@ pub struct Sample {
     /// Expected value, sigma, and model, or NaN / `None` while the history was too short.
     pub expected: f64,
     pub sigma: f64,
-    pub score: f64,
+    /// Anomaly score (0 unless the point opened or topped an episode), and the raw anomaly
+    /// it came from (kept so the episode maximum can be found again from the ring).
+    pub score: f32,
+    pub raw: f32,
     pub model: Option<BandModel>,
 }
 
@@ -54,6 +57,8 @@ pub struct Series {
     pub duplicates: u32,
     /// Set when a rule reads the series: its next point starts a quantile sketch.
     pub wants_sketch: AtomicBool,
+    /// Set when a rule reads the series, cleared by `take_touched` (the seasonal fitter).
+    pub touched: AtomicBool,
     /// The fitted band handed over from Python, if any (see `band.rs`).
     pub artifact: Option<Box<BandArtifact>>,
 }
@@ -198,8 +203,6 @@ pub struct SeriesStore {
     names: HashSet<Arc<str>>,
     series: Chunks<Series>,
     pub stats: StoreStats,
-    /// Series read by rules since the fitter last asked (see `touch`).
-    touched: std::sync::Mutex<std::collections::HashSet<(String, String, Attributes)>>,
 }
 
 /// Canonical key of a series: unit-separator-joined so no attribute value can forge another key.
@@ -229,7 +232,6 @@ impl SeriesStore {
             by_signal: HashMap::default(),
             names: HashSet::default(),
             series: Chunks::default(),
-            touched: Default::default(),
         }
     }
 
@@ -283,6 +285,7 @@ impl SeriesStore {
                     out_of_order: 0,
                     duplicates: 0,
                     wants_sketch: AtomicBool::new(false),
+                    touched: AtomicBool::new(false),
                     artifact: None,
                 });
                 match self.index.entry(hash) {
@@ -325,14 +328,33 @@ impl SeriesStore {
                 .baseline
                 .enable_sketch(series.ring.iter().map(|s| s.value), cfg);
         }
-        let band = series.baseline.update_judged(ts_ms, value, fitted, cfg);
+        // z of the last points judged, each against its own band: the level-shift term of
+        // the anomaly score (read from the ring, so the baseline keeps no copy of it).
+        let mut recent_z = (0.0, 0u32);
+        for s in series
+            .ring
+            .iter()
+            .rev()
+            .take(cfg.shift_points.saturating_sub(1))
+        {
+            if s.model.is_some() && s.sigma > 0.0 {
+                recent_z.0 += (s.value - s.expected) / s.sigma;
+                recent_z.1 += 1;
+            }
+        }
+        let mut history = series.ring.iter().rev().map(|s| s.raw);
+        let band =
+            series
+                .baseline
+                .update_judged(ts_ms, value, fitted, recent_z, Some(&mut history), cfg);
         let sample = match band {
             Some(b) => Sample {
                 ts_ms,
                 value,
                 expected: b.expected,
                 sigma: b.sigma,
-                score: series.baseline.last_score,
+                score: series.baseline.last_score as f32,
+                raw: series.baseline.last_raw as f32,
                 model: Some(b.model),
             },
             None => Sample {
@@ -341,6 +363,7 @@ impl SeriesStore {
                 expected: f64::NAN,
                 sigma: f64::NAN,
                 score: 0.0,
+                raw: 0.0,
                 model: None,
             },
         };
@@ -387,16 +410,9 @@ impl SeriesStore {
     /// Records that a rule or suggestion read `series`, so seasonal fits are spent only on
     /// series someone asks about.
     pub fn touch(&self, series: &Series) {
+        // Two relaxed stores: reading a signal must stay cheap (no lock, no allocation).
         series.wants_sketch.store(true, Ordering::Relaxed);
-        if let Ok(mut t) = self.touched.lock() {
-            if t.len() < self.config.max_series {
-                t.insert((
-                    series.metric.to_string(),
-                    series.statistic.to_string(),
-                    series.attributes_owned(),
-                ));
-            }
-        }
+        series.touched.store(true, Ordering::Relaxed);
     }
 
     /// The interned copy of a metric, statistic or attribute-key name.
@@ -427,13 +443,20 @@ impl SeriesStore {
             .find(|c| self.series[*c].is(metric, statistic, attrs))
     }
 
-    /// The series touched since the last call (and forgets them).
+    /// The series touched since the last call (and forgets them), sorted.
     pub fn take_touched(&self) -> Vec<(String, String, Attributes)> {
         let mut out: Vec<_> = self
-            .touched
-            .lock()
-            .map(|mut t| t.drain().collect())
-            .unwrap_or_default();
+            .series
+            .iter()
+            .filter(|s| s.touched.swap(false, Ordering::Relaxed))
+            .map(|s| {
+                (
+                    s.metric.to_string(),
+                    s.statistic.to_string(),
+                    s.attributes_owned(),
+                )
+            })
+            .collect();
         out.sort();
         out
     }
