@@ -107,6 +107,9 @@ pub struct RuleSpec {
 struct CompiledRule {
     id: String,
     match_prog: Program,
+    /// Index of the first rule with the same `match` text: it is evaluated once per
+    /// suggestion and shared (packs repeat `suggestion.claim.kind == "..."` often).
+    match_slot: usize,
     when_prog: Option<Program>,
     signal: Option<SignalSpec>,
 }
@@ -122,8 +125,8 @@ pub struct RuleOutcome {
     pub missing: Option<String>,
     /// An evaluation error (treated like missing evidence).
     pub error: Option<String>,
-    pub signal: Option<SignalView>,
-    pub baseline: Option<BaselineView>,
+    pub signal: Option<Arc<SignalView>>,
+    pub baseline: Option<Arc<BaselineView>>,
 }
 
 /// A function rule conditions may call, registered by a plugin (`referee_register_rule_functions`).
@@ -530,7 +533,8 @@ impl RuleSet {
             return Err(errors);
         }
         let known = FunctionNames::new(env.clone(), &names);
-        let mut rules = Vec::with_capacity(specs.len());
+        let mut rules: Vec<CompiledRule> = Vec::with_capacity(specs.len());
+        let mut match_slots: std::collections::HashMap<String, usize> = Default::default();
         for spec in specs {
             let m = compile_condition(
                 &env,
@@ -557,9 +561,13 @@ impl RuleSet {
                 .unwrap_or_default();
             match (m, w) {
                 (Ok(match_prog), Ok(when_prog)) if signal_errors.is_empty() => {
+                    let match_slot = *match_slots
+                        .entry(spec.match_expr.clone())
+                        .or_insert(rules.len());
                     rules.push(CompiledRule {
                         id: spec.id,
                         match_prog,
+                        match_slot,
                         when_prog,
                         signal: spec.signal,
                     })
@@ -644,9 +652,14 @@ impl RuleSet {
         let mut root = self.context();
         root.add_variable_from_value("suggestion", suggestion_value);
         let mut out = Vec::with_capacity(self.rules.len());
-        let mut cache: Vec<(EvidenceKey, Result<Evidence, String>)> = Vec::new();
+        let mut cache: Vec<(EvidenceKey, Result<Evidence<'_, '_>, String>)> = Vec::new();
+        // The value of each distinct `match` condition, by the first rule that has it.
+        let mut matches: Vec<Option<Result<Value, ExecutionError>>> = vec![None; self.rules.len()];
         for rule in &self.rules {
-            let matched = match rule.match_prog.execute(&root) {
+            let shared = matches[rule.match_slot]
+                .get_or_insert_with(|| rule.match_prog.execute(&root))
+                .clone();
+            let matched = match shared {
                 Ok(Value::Bool(b)) => b,
                 Ok(other) => {
                     out.push(
@@ -665,7 +678,7 @@ impl RuleSet {
                 continue;
             }
             let mut result = outcome(&rule.id, true);
-            let mut ctx = root.new_inner_scope();
+            let mut ctx: &Context<'_, '_> = &root;
             if let Some(spec) = &rule.signal {
                 let spec = match resolve_signal(spec, suggestion) {
                     Ok(s) => s,
@@ -675,36 +688,39 @@ impl RuleSet {
                         continue;
                     }
                 };
-                // Rules often read the same signal: read and convert it once per evaluation.
+                // Rules often read the same signal: read it, convert it for CEL and bind it in
+                // a scope once per evaluation, and share that scope.
                 let key = EvidenceKey::of(&spec);
-                let evidence = match cache.iter().position(|(k, _)| *k == key) {
-                    Some(i) => &cache[i].1,
+                let i = match cache.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
                     None => {
                         let read =
                             signal::read(store, &spec, &subject, at_ms).map_err(|m| m.to_string());
-                        let converted = read.and_then(|(sig, base)| {
+                        let bound = read.and_then(|(sig, base)| {
                             match (cel::to_value(&sig), cel::to_value(&base)) {
-                                (Ok(s), Ok(b)) => Ok(Evidence {
-                                    series: map_value(&sig.series),
-                                    signal_value: s,
-                                    baseline_value: b,
-                                    signal: sig,
-                                    baseline: base,
-                                }),
+                                (Ok(s), Ok(b)) => {
+                                    let mut scope = root.new_inner_scope();
+                                    scope.add_variable_from_value("series", map_value(&sig.series));
+                                    scope.add_variable_from_value("signal", s);
+                                    scope.add_variable_from_value("baseline", b);
+                                    Ok(Evidence {
+                                        signal: Arc::new(sig),
+                                        baseline: Arc::new(base),
+                                        scope,
+                                    })
+                                }
                                 _ => Err(CONVERSION_FAILED.to_string()),
                             }
                         });
-                        cache.push((key, converted));
-                        &cache[cache.len() - 1].1
+                        cache.push((key, bound));
+                        cache.len() - 1
                     }
                 };
-                match evidence {
+                match &cache[i].1 {
                     Ok(ev) => {
-                        ctx.add_variable_from_value("series", ev.series.clone());
-                        ctx.add_variable_from_value("signal", ev.signal_value.clone());
-                        ctx.add_variable_from_value("baseline", ev.baseline_value.clone());
                         result.signal = Some(ev.signal.clone());
                         result.baseline = Some(ev.baseline.clone());
+                        ctx = &ev.scope;
                     }
                     Err(e) if e == CONVERSION_FAILED => {
                         out.push(result.with_error(e.clone()));
@@ -758,13 +774,11 @@ impl EvidenceKey {
     }
 }
 
-/// A signal read, and its CEL values, shared by the rules that read it.
-struct Evidence {
-    signal: SignalView,
-    baseline: BaselineView,
-    series: Value,
-    signal_value: Value,
-    baseline_value: Value,
+/// A signal read, and the scope binding it for CEL, shared by the rules that read it.
+struct Evidence<'p, 'v> {
+    signal: Arc<SignalView>,
+    baseline: Arc<BaselineView>,
+    scope: Context<'p, 'v>,
 }
 
 fn map_value(m: &BTreeMap<String, String>) -> Value {
