@@ -17,6 +17,9 @@ use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 const WEEK_MS: i64 = 7 * DAY_MS;
+/// Most recent z values kept for the level-shift term (`BaselineConfig::shift_points` is
+/// capped at this).
+const RECENT_Z: usize = 12;
 
 /// Tunables of the streaming baseline. The defaults are documented in `docs/baselines.md`.
 #[derive(Debug, Clone)]
@@ -420,6 +423,11 @@ pub struct StreamingBaseline {
     pub episode_max_at: u64,
     /// Raw anomaly of the last point added (0 before it had a band).
     pub last_raw: f64,
+    /// z of the last points (0 for points without a band), in tenths of sigma clipped to
+    /// ±12.7: the level-shift term of the score needs only their mean, so 12 bytes do.
+    recent_z: [i8; RECENT_Z],
+    recent_pos: u8,
+    recent_n: u8,
     /// Anomaly score of the last point added (0 before it had a band).
     pub last_score: f64,
     /// Gaps longer than `gap_s`, and those longer than `gap_reset_s` (which reset).
@@ -443,6 +451,9 @@ impl StreamingBaseline {
             episode_max: f32::NEG_INFINITY,
             episode_max_at: 0,
             last_raw: 0.0,
+            recent_z: [0; RECENT_Z],
+            recent_pos: 0,
+            recent_n: 0,
             last_score: 0.0,
             gaps: 0,
             resets: 0,
@@ -559,7 +570,7 @@ impl StreamingBaseline {
 
     /// Adds a point; returns the band it was judged against (before the update).
     pub fn update(&mut self, ts_ms: i64, value: f64, cfg: &BaselineConfig) -> Option<Band> {
-        self.update_judged(ts_ms, value, None, (0.0, 0), None, cfg)
+        self.update_judged(ts_ms, value, None, None, cfg)
     }
 
     /// Adds a point, judged against `fitted` (expected, sigma, model) when a fitted band
@@ -570,7 +581,6 @@ impl StreamingBaseline {
         ts_ms: i64,
         value: f64,
         fitted: Option<(f64, f64, BandModel)>,
-        recent_z: (f64, u32),
         history: Option<&mut dyn Iterator<Item = f32>>,
         cfg: &BaselineConfig,
     ) -> Option<Band> {
@@ -600,7 +610,7 @@ impl StreamingBaseline {
                 model,
             });
         }
-        self.update_with_band(ts_ms, value, band, recent_z, history, cfg);
+        self.update_with_band(ts_ms, value, band, history, cfg);
         band
     }
 
@@ -611,14 +621,21 @@ impl StreamingBaseline {
         ts_ms: i64,
         value: f64,
         judged: Option<Band>,
-        recent_z: (f64, u32),
         history: Option<&mut dyn Iterator<Item = f32>>,
         cfg: &BaselineConfig,
     ) {
         self.last_score = match judged {
             Some(b) => {
                 let z = b.z(value);
-                let (sum, n) = recent_z;
+                // Mean z of this point and the previous `shift_points - 1`.
+                let k = cfg.shift_points.clamp(1, RECENT_Z) - 1;
+                let n = (self.recent_n as usize).min(k);
+                let sum: f64 = (1..=n)
+                    .map(|back| {
+                        let i = (self.recent_pos as usize + RECENT_Z - back) % RECENT_Z;
+                        self.recent_z[i] as f64 / 10.0
+                    })
+                    .sum();
                 let shift = if z.is_finite() {
                     cfg.shift_weight * ((sum + z) / (n as f64 + 1.0)).abs()
                 } else {
@@ -634,6 +651,15 @@ impl StreamingBaseline {
             None => 0.0,
         };
         self.last_raw = self.last_score;
+        let z = judged.map_or(0.0, |b| b.z(value));
+        let q = if z.is_finite() {
+            (z * 10.0).round().clamp(-127.0, 127.0) as i8
+        } else {
+            0
+        };
+        self.recent_z[self.recent_pos as usize] = q;
+        self.recent_pos = ((self.recent_pos as usize + 1) % RECENT_Z) as u8;
+        self.recent_n = self.recent_n.saturating_add(1).min(RECENT_Z as u8);
         let band = self.band(ts_ms, cfg);
         // Clip what the estimators learn from points far outside the band. The seasonal slots
         // are clipped only against their own band: during warm-up the non-seasonal band would

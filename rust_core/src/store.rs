@@ -328,25 +328,10 @@ impl SeriesStore {
                 .baseline
                 .enable_sketch(series.ring.iter().map(|s| s.value), cfg);
         }
-        // z of the last points judged, each against its own band: the level-shift term of
-        // the anomaly score (read from the ring, so the baseline keeps no copy of it).
-        let mut recent_z = (0.0, 0u32);
-        for s in series
-            .ring
-            .iter()
-            .rev()
-            .take(cfg.shift_points.saturating_sub(1))
-        {
-            if s.model.is_some() && s.sigma > 0.0 {
-                recent_z.0 += (s.value - s.expected) / s.sigma;
-                recent_z.1 += 1;
-            }
-        }
         let mut history = series.ring.iter().rev().map(|s| s.raw);
-        let band =
-            series
-                .baseline
-                .update_judged(ts_ms, value, fitted, recent_z, Some(&mut history), cfg);
+        let band = series
+            .baseline
+            .update_judged(ts_ms, value, fitted, Some(&mut history), cfg);
         let sample = match band {
             Some(b) => Sample {
                 ts_ms,
