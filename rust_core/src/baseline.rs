@@ -1,13 +1,19 @@
 //! Streaming baselines: what a series usually looks like, updated in O(1)/O(w) per point.
 //!
-//! Each series keeps three estimators and the band is taken from the best one that has
+//! Each series keeps these estimators and the band is taken from the best one that has
 //! enough history:
+//! * a weekly model: the hour-of-day profile plus an offset per weekday, once the series spans
+//!   `week_min_weeks` weeks (a quiet Sunday is not an outage);
 //! * hour-of-day seasonal slots (mean/variance per UTC hour, interpolated between slot
 //!   centres, plus a slowly adapting level offset) once every slot touched has been seen on
 //!   `season_min_days` distinct days: this is what tells an evening peak from an incident;
 //! * a rolling median with a MAD scale (floored, because MAD is 0 on flat or quantised series)
 //!   otherwise;
-//! * fast and slow EWMA mean/variance (the slow variance floors the MAD scale).
+//! * fast and slow EWMA mean/variance (the slow variance floors the MAD scale);
+//! * for series that rules read, a DDSketch of the learned values (quantiles).
+//!
+//! Each point also gets a causal anomaly score (see `update_with_band` and `episode_score`).
+//! The whole state stays under 1 KiB per series (a test checks it).
 //!
 //! Points far outside the band update the estimators with a value clipped to the band edge,
 //! so an incident does not teach the baseline that the incident is normal.
@@ -297,7 +303,7 @@ fn median_of_sorted(s: &[f32]) -> f64 {
     }
 }
 
-/// Hour-of-day slots, stored column-wise in single precision (264 bytes for 24 slots):
+/// Hour-of-day slots, stored column-wise in single precision (312 bytes for 24 slots):
 /// mean and variance per UTC hour, the points seen (saturating: they only matter while the
 /// slot is young), and on how many distinct days.
 #[derive(Debug, Clone)]
@@ -421,6 +427,9 @@ pub struct StreamingBaseline {
     /// `SeriesStore::push`), rescanned only when that maximum leaves the horizon.
     pub episode_max: f32,
     pub episode_max_at: u64,
+    /// First point number the episode may look back to (after a reset, the points before it
+    /// are still in the ring but no longer count).
+    episode_since: u64,
     /// Raw anomaly of the last point added (0 before it had a band).
     pub last_raw: f64,
     /// z of the last points (0 for points without a band), in tenths of sigma clipped to
@@ -450,6 +459,7 @@ impl StreamingBaseline {
             sketch: None,
             episode_max: f32::NEG_INFINITY,
             episode_max_at: 0,
+            episode_since: 0,
             last_raw: 0.0,
             recent_z: [0; RECENT_Z],
             recent_pos: 0,
@@ -597,6 +607,10 @@ impl StreamingBaseline {
                 self.level = Ewm::default();
                 self.episode_max = f32::NEG_INFINITY;
                 self.episode_max_at = self.samples;
+                // Points before the gap no longer count for the episode or the level shift.
+                self.episode_since = self.samples;
+                self.recent_z = [0; RECENT_Z];
+                self.recent_n = 0;
             }
         }
         let mut band = self.band(ts_ms, cfg);
@@ -728,8 +742,6 @@ impl StreamingBaseline {
         self.last_score = self.episode_score(self.last_raw, history, cfg);
     }
 
-    /// One alert per episode: the raw anomaly counts only if it exceeds every raw anomaly of
-    /// the previous `episode_points` points; otherwise the score is 0. Amortised O(1).
     /// One alert per episode: `raw` counts only if it exceeds every raw anomaly of the
     /// previous `episode_points` points; otherwise the score is 0. The maximum is cached;
     /// when it leaves the horizon, `history` (the raw anomalies of the previous points, newest
@@ -752,7 +764,8 @@ impl StreamingBaseline {
         {
             self.episode_max = f32::NEG_INFINITY;
             if let Some(h) = history {
-                for (j, r) in h.take(cfg.episode_points).enumerate() {
+                let usable = idx.saturating_sub(self.episode_since) as usize;
+                for (j, r) in h.take(cfg.episode_points.min(usable)).enumerate() {
                     if r > self.episode_max {
                         self.episode_max = r;
                         self.episode_max_at = idx - 1 - j as u64;

@@ -45,7 +45,19 @@ pub struct IngestReport {
 
 /// Inflates a gzip body (all members) into at most `limit` bytes.
 pub fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(limit));
+    // A gzip member ends with its inflated size (ISIZE, mod 2^32): for the usual single-member
+    // body that sizes the buffer exactly, so it is never grown and copied. It is only a hint:
+    // the limit is still enforced while inflating.
+    let hint = body
+        .len()
+        .checked_sub(4)
+        .map(|i| u32::from_le_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]) as usize)
+        .filter(|n| *n > 0)
+        .unwrap_or(body.len().saturating_mul(4));
+    // Deflate cannot expand more than ~1032:1, so a forged ISIZE cannot make a small body
+    // reserve much.
+    let hint = hint.min(body.len().saturating_mul(1032));
+    let mut out = Vec::with_capacity(hint.min(limit).saturating_add(1));
     let mut decoder = MultiGzDecoder::new(body).take(limit as u64 + 1);
     decoder
         .read_to_end(&mut out)
@@ -562,7 +574,10 @@ pub fn apply_metrics(
                         for p in points {
                             let attrs = attrs_to_strings(&p.attributes);
                             let all = merged(&resource, &attrs);
-                            crate::store::write_key(&mut key, name, "", &all);
+                            if is_cumulative {
+                                // Only cumulative streams are looked up by key.
+                                crate::store::write_key(&mut key, name, "", &all);
+                            }
                             let delta = histogram_delta(
                                 p,
                                 is_cumulative,

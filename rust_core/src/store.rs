@@ -610,4 +610,49 @@ mod tests {
         assert_eq!(s.ring.len(), 4);
         assert_eq!(s.ring.front().unwrap().ts_ms, 6);
     }
+
+    #[test]
+    fn one_alert_per_episode_over_the_ring_and_not_across_a_reset() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let attrs = [("service.name", "web")];
+        let t = std::cell::Cell::new(0i64);
+        let push = |store: &mut SeriesStore, v: f64| {
+            t.set(t.get() + 60_000);
+            store.push("m", "value", &attrs, t.get(), v).unwrap();
+            store
+                .get("m", "value", &attrs)
+                .unwrap()
+                .ring
+                .back()
+                .unwrap()
+                .score
+        };
+        for i in 0..100 {
+            push(&mut store, 10.0 + (i % 3) as f64);
+        }
+        let first = push(&mut store, 100.0);
+        assert!(first > 0.5, "{first}");
+        assert_eq!(
+            push(&mut store, 90.0),
+            0.0,
+            "a smaller outlier in the episode"
+        );
+        // 288 points later the first outlier has left the horizon: the ring is rescanned and
+        // the second one (still inside) keeps a similar outlier quiet...
+        for i in 0..287 {
+            push(&mut store, 10.0 + (i % 3) as f64);
+        }
+        assert_eq!(push(&mut store, 80.0), 0.0);
+        // ...until it has left too.
+        for i in 0..289 {
+            push(&mut store, 10.0 + (i % 3) as f64);
+        }
+        assert!(push(&mut store, 80.0) > 0.5);
+        // After a gap long enough to reset, earlier maxima no longer count.
+        t.set(t.get() + 2 * 86_400_000);
+        for i in 0..40 {
+            push(&mut store, 10.0 + (i % 3) as f64);
+        }
+        assert!(push(&mut store, 60.0) > 0.5);
+    }
 }
