@@ -65,6 +65,13 @@ const BASELINE_FIELDS: &[&str] = &[
     "max_z",
     "min_z",
     "mean_abs_z",
+    "mean_z",
+    "median_z",
+    "prior_points",
+    "prior_abs_z_p50",
+    "prior_abs_z_p90",
+    "prior_abs_z_p99",
+    "prior_abs_z_p995",
     "ratio",
     "p50",
     "p90",
@@ -734,7 +741,7 @@ impl RuleSet {
                 }
             }
             if let Some(when) = &rule.when_prog {
-                match when.execute(&ctx) {
+                match when.execute(ctx) {
                     Ok(Value::Bool(b)) => result.when = Some(b),
                     Ok(other) => result.error = Some(format!("`when` gave {other:?}, not a bool")),
                     Err(e) => result.error = Some(format!("`when`: {e}")),

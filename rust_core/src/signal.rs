@@ -89,6 +89,21 @@ pub struct BaselineView {
     /// for a calibrated band (E|z| of a normal); much lower means the band is too wide for
     /// them to say much, much higher that they keep leaving it.
     pub mean_abs_z: f64,
+    /// Mean per-point z over the window (signed): a sustained shift, which a point-wise test
+    /// misses, shows here.
+    pub mean_z: f64,
+    /// Median per-point z over the window: above c, at least half the points sit more than
+    /// cσ on the high side (persistence; a single spike does not move it).
+    pub median_z: f64,
+    /// The series' own recent |z|: quantiles of the per-point |z| of the points in the ring
+    /// (the last `ring_capacity` points stored) *before* the window that had a band, and how
+    /// many there were. They calibrate z per series: a 4σ point is routine on a series whose
+    /// p99 is 6. NaN when there is no such point. Computed at read time from the ring.
+    pub prior_points: u64,
+    pub prior_abs_z_p50: f64,
+    pub prior_abs_z_p90: f64,
+    pub prior_abs_z_p99: f64,
+    pub prior_abs_z_p995: f64,
     /// observed / expected (0 when expected is 0).
     pub ratio: f64,
     /// Quantiles of every value the series' baseline has learned (DDSketch, 1% relative
@@ -208,6 +223,17 @@ fn window(
         .iter()
         .map(|s| (s.value - s.expected) / s.sigma)
         .collect();
+    // |z| of the ring's points before the window, each against its own band, sorted.
+    let first_ts = points.first().map_or(i64::MIN, |s| s.ts_ms);
+    let mut prior: Vec<f64> = series
+        .ring
+        .iter()
+        .take_while(|s| s.ts_ms < first_ts)
+        .filter(|s| s.model.is_some())
+        .map(|s| ((s.value - s.expected) / s.sigma).abs())
+        .filter(|z| z.is_finite())
+        .collect();
+    prior.sort_unstable_by(f64::total_cmp);
     let model = judged
         .last()
         .and_then(|s| s.model)
@@ -242,6 +268,17 @@ fn window(
         max_z: point_z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         min_z: point_z.iter().copied().fold(f64::INFINITY, f64::min),
         mean_abs_z: point_z.iter().map(|z| z.abs()).sum::<f64>() / m,
+        mean_z: point_z.iter().sum::<f64>() / m,
+        median_z: {
+            let mut sorted = point_z.clone();
+            sorted.sort_unstable_by(f64::total_cmp);
+            quantile_sorted(&sorted, 0.5)
+        },
+        prior_points: prior.len() as u64,
+        prior_abs_z_p50: quantile_sorted(&prior, 0.5),
+        prior_abs_z_p90: quantile_sorted(&prior, 0.9),
+        prior_abs_z_p99: quantile_sorted(&prior, 0.99),
+        prior_abs_z_p995: quantile_sorted(&prior, 0.995),
         ratio: if expected != 0.0 {
             observed / expected
         } else {
@@ -252,6 +289,20 @@ fn window(
         p99: q(0.99),
     };
     Ok((signal, baseline))
+}
+
+/// Quantile `p` of sorted values, interpolated linearly between closest ranks (numpy's
+/// default); NaN when empty.
+fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => {
+            let pos = p.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = pos.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -331,6 +382,49 @@ mod tests {
         s.window_s = 7_200.0;
         let (sig, _) = read(&store, &s, &subject, 100 * 3_600_000).unwrap();
         assert_eq!(sig.samples, 2);
+    }
+
+    #[test]
+    fn prior_abs_z_calibrates_against_the_series_own_history() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let attrs = [("service.name", "a")];
+        // Alternating 10/11 with a large spike every 20th point: 5% of points are routine spikes.
+        for i in 0..300 {
+            let v = if i % 20 == 19 {
+                30.0
+            } else {
+                10.0 + (i % 2) as f64
+            };
+            store.push("m", "value", &attrs, i * 60_000, v).unwrap();
+        }
+        let subject = vec![("service.name".to_string(), "a".to_string())];
+        let mut s = spec(0.0);
+        s.points = Some(6);
+        let (_, base) = read(&store, &s, &subject, 299 * 60_000).unwrap();
+        let series = store.find("m", "value", &subject)[0];
+        let before: Vec<f64> = series
+            .ring
+            .iter()
+            .take(series.ring.len() - 6)
+            .filter(|p| p.model.is_some())
+            .map(|p| ((p.value - p.expected) / p.sigma).abs())
+            .collect();
+        assert_eq!(base.prior_points, before.len() as u64);
+        // Interpolated between ranks: at most one point more than the exact share lies above.
+        let n = before.len() as f64;
+        let above = |q: f64| before.iter().filter(|z| **z > q).count() as f64;
+        assert!(above(base.prior_abs_z_p50) <= 0.5 * n + 1.0, "{base:?}");
+        assert!(above(base.prior_abs_z_p90) <= 0.1 * n + 1.0);
+        assert!(above(base.prior_abs_z_p99) <= 0.01 * n + 1.0);
+        assert!(base.prior_abs_z_p50 <= base.prior_abs_z_p90);
+        assert!(base.prior_abs_z_p90 <= base.prior_abs_z_p99);
+        assert!(base.prior_abs_z_p99 <= base.prior_abs_z_p995);
+        // The spikes are routine: the p99 is far beyond the band's 3σ edge.
+        assert!(base.prior_abs_z_p99 > 3.0, "{base:?}");
+        assert!(base.mean_z.abs() <= base.mean_abs_z);
+        assert!(base.median_z >= base.min_z && base.median_z <= base.max_z);
+        assert!(quantile_sorted(&[], 0.5).is_nan());
+        assert_eq!(quantile_sorted(&[1.0, 3.0], 0.5), 2.0);
     }
 
     #[test]
