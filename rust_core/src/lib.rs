@@ -13,6 +13,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod band;
 pub mod baseline;
 pub mod error;
+pub mod fastpath;
 pub mod functions;
 pub mod otlp;
 pub mod otlp_events;

@@ -118,6 +118,8 @@ struct CompiledRule {
     /// suggestion and shared (packs repeat `suggestion.claim.kind == "..."` often).
     match_slot: usize,
     when_prog: Option<Program>,
+    /// The same `when` for the native evaluator, when it is inside its subset.
+    when_fast: Option<crate::fastpath::Fast>,
     signal: Option<SignalSpec>,
 }
 
@@ -575,6 +577,10 @@ impl RuleSet {
                         id: spec.id,
                         match_prog,
                         match_slot,
+                        when_fast: when_prog
+                            .as_ref()
+                            .filter(|_| spec.signal.is_some())
+                            .and_then(|p| crate::fastpath::compile(p.expression())),
                         when_prog,
                         signal: spec.signal,
                     })
@@ -740,7 +746,13 @@ impl RuleSet {
                     }
                 }
             }
-            if let Some(when) = &rule.when_prog {
+            let fast = match (&rule.when_fast, &result.signal, &result.baseline) {
+                (Some(f), Some(sig), Some(base)) => f.eval(sig, base),
+                _ => None,
+            };
+            if let Some(b) = fast {
+                result.when = Some(b);
+            } else if let Some(when) = &rule.when_prog {
                 match when.execute(ctx) {
                     Ok(Value::Bool(b)) => result.when = Some(b),
                     Ok(other) => result.error = Some(format!("`when` gave {other:?}, not a bool")),
@@ -1041,5 +1053,135 @@ mod tests {
         assert_eq!(p.execute(&ctx), Ok(Value::Bool(true)));
         let p = compile_condition(&env, "r", "when", "2 * 1.5 > 2", &[], &names).unwrap();
         assert!(p.execute(&ctx).is_err());
+    }
+
+    /// The native evaluator and CEL agree on every condition of its subset, over evidence
+    /// with ordinary, extreme, zero, infinite and NaN numbers.
+    #[test]
+    fn fast_path_agrees_with_cel() {
+        use crate::signal::{BaselineView, SignalView};
+        let conditions = [
+            "signal.observed > baseline.upper && baseline.score > 0.9",
+            "signal.observed < baseline.lower",
+            "baseline.z > 3.0 || signal.max > 2.0 * baseline.expected",
+            "signal.samples >= 5 && baseline.ready && baseline.ratio > 1.5",
+            "!(signal.mean <= baseline.expected) || baseline.history > 100",
+            "signal.max - baseline.expected > 3.0 * baseline.sigma && baseline.z != 0",
+            "baseline.max_z > 3 && baseline.max_z > baseline.prior_abs_z_p995",
+            "-baseline.z >= 2.5 || baseline.mean_abs_z < 0.25 * baseline.prior_abs_z_p50",
+            "signal.observed == baseline.expected",
+            "signal.samples > 2 && baseline.prior_points >= 10",
+        ];
+        let env = Arc::new(Env::stdlib());
+        let names = FunctionNames::new(env.clone(), &[]);
+        let allowed = ["signal", "baseline", "suggestion", "series"];
+        let pool = [
+            0.0,
+            1.0,
+            -2.5,
+            3.0,
+            0.7,
+            1e9,
+            -1e-9,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        let mut x: u64 = 7;
+        let mut pick = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            pool[(x % pool.len() as u64) as usize]
+        };
+        let mut compared = 0;
+        for src in conditions {
+            let prog = compile_condition(&env, "r", "when", src, &allowed, &names).unwrap();
+            let fast = crate::fastpath::compile(prog.expression())
+                .unwrap_or_else(|| panic!("{src} should be in the fast subset"));
+            for _ in 0..400 {
+                let sig = SignalView {
+                    metric: "m".into(),
+                    statistic: "value".into(),
+                    series: Default::default(),
+                    window_s: 600.0,
+                    samples: (pick().abs().min(1e6) as u64) % 20,
+                    observed: pick(),
+                    mean: pick(),
+                    max: pick(),
+                    min: pick(),
+                    last: pick(),
+                    start_ms: 0,
+                    end_ms: 1,
+                };
+                let mut base = BaselineView {
+                    model: "m".into(),
+                    freshness_s: 0.0,
+                    history: 0,
+                    ready: false,
+                    expected: 0.0,
+                    sigma: 0.0,
+                    lower: 0.0,
+                    upper: 0.0,
+                    z: 0.0,
+                    score: 0.0,
+                    max_point_score: 0.0,
+                    max_z: 0.0,
+                    min_z: 0.0,
+                    mean_abs_z: 0.0,
+                    mean_z: 0.0,
+                    median_z: 0.0,
+                    prior_points: 0,
+                    prior_abs_z_p50: 0.0,
+                    prior_abs_z_p90: 0.0,
+                    prior_abs_z_p99: 0.0,
+                    prior_abs_z_p995: 0.0,
+                    ratio: 0.0,
+                    p50: 0.0,
+                    p90: 0.0,
+                    p99: 0.0,
+                };
+                base.ready = pick() > 0.0;
+                base.history = (pick().abs().min(1e6) as u64) % 300;
+                base.prior_points = (pick().abs().min(1e6) as u64) % 30;
+                for f in [
+                    &mut base.expected,
+                    &mut base.sigma,
+                    &mut base.lower,
+                    &mut base.upper,
+                    &mut base.z,
+                    &mut base.score,
+                    &mut base.ratio,
+                    &mut base.max_z,
+                    &mut base.mean_abs_z,
+                    &mut base.prior_abs_z_p50,
+                    &mut base.prior_abs_z_p995,
+                ] {
+                    *f = pick();
+                }
+                let Some(got) = fast.eval(&sig, &base) else {
+                    continue; // a NaN was read: CEL decides
+                };
+                let mut ctx = Context::with_env(env.clone());
+                ctx.add_variable_from_value("signal", cel::to_value(&sig).unwrap());
+                ctx.add_variable_from_value("baseline", cel::to_value(&base).unwrap());
+                let want = prog.execute(&ctx);
+                assert_eq!(want, Ok(Value::Bool(got)), "{src} on {sig:?} {base:?}");
+                compared += 1;
+            }
+        }
+        assert!(compared > 1000, "{compared}");
+        // Outside the subset: mixed-type arithmetic (a CEL error), functions, the suggestion.
+        for src in [
+            "2 * signal.max > 1.0",
+            "abs(baseline.z) > 3.0",
+            "suggestion.id == 'x'",
+        ] {
+            let prog = compile_condition(&env, "r", "when", src, &allowed, &names).unwrap();
+            assert!(
+                crate::fastpath::compile(prog.expression()).is_none(),
+                "{src}"
+            );
+        }
     }
 }

@@ -1,0 +1,284 @@
+//! A native evaluator for the conditions most rules are made of: comparisons, `&&`, `||`, `!`
+//! and double arithmetic over `signal.*` / `baseline.*` numbers and literals, for example
+//! `signal.observed > baseline.upper && baseline.score > 0.9`.
+//!
+//! Such a condition is compiled a second time into a small tree that reads the evidence
+//! structs directly, with no CEL values built and no interpreter dispatch. Anything outside
+//! the subset keeps only its CEL program. The subset is chosen so both give the same answer:
+//! * numbers compare across int, uint and double, as CEL does;
+//! * arithmetic is accepted only between doubles (CEL refuses `2 * 1.5`, so that condition
+//!   is left to CEL, which reports the error);
+//! * no division (CEL errors on integer division by zero);
+//! * if any number read is NaN, the fast result is not used and CEL decides (NaN
+//!   comparisons are CEL's to define).
+//!
+//! `rules.rs` tests both evaluators against each other on the default packs' conditions.
+
+use cel::common::ast::{operators, Expr, IdedExpr, LiteralValue};
+
+use crate::signal::{BaselineView, SignalView};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Num {
+    Double,
+    Integer,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Field {
+    Signal(fn(&SignalView) -> f64, Num),
+    Baseline(fn(&BaselineView) -> f64, Num),
+    Ready,
+}
+
+#[derive(Debug, Clone)]
+pub enum Fast {
+    Bool(bool),
+    Num(f64, Num),
+    Field(Field),
+    Not(Box<Fast>),
+    Neg(Box<Fast>),
+    And(Box<Fast>, Box<Fast>),
+    Or(Box<Fast>, Box<Fast>),
+    Cmp(Cmp, Box<Fast>, Box<Fast>),
+    Arith(Arith, Box<Fast>, Box<Fast>),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Cmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Arith {
+    Add,
+    Sub,
+    Mul,
+}
+
+fn signal_field(name: &str) -> Option<Field> {
+    use Num::*;
+    let f: (fn(&SignalView) -> f64, Num) = match name {
+        "observed" => (|s| s.observed, Double),
+        "mean" => (|s| s.mean, Double),
+        "max" => (|s| s.max, Double),
+        "min" => (|s| s.min, Double),
+        "last" => (|s| s.last, Double),
+        "window_s" => (|s| s.window_s, Double),
+        "samples" => (|s| s.samples as f64, Integer),
+        _ => return None,
+    };
+    Some(Field::Signal(f.0, f.1))
+}
+
+fn baseline_field(name: &str) -> Option<Field> {
+    use Num::*;
+    let f: (fn(&BaselineView) -> f64, Num) = match name {
+        "ready" => return Some(Field::Ready),
+        "freshness_s" => (|b| b.freshness_s, Double),
+        "history" => (|b| b.history as f64, Integer),
+        "expected" => (|b| b.expected, Double),
+        "sigma" => (|b| b.sigma, Double),
+        "lower" => (|b| b.lower, Double),
+        "upper" => (|b| b.upper, Double),
+        "z" => (|b| b.z, Double),
+        "score" => (|b| b.score, Double),
+        "max_point_score" => (|b| b.max_point_score, Double),
+        "max_z" => (|b| b.max_z, Double),
+        "min_z" => (|b| b.min_z, Double),
+        "mean_abs_z" => (|b| b.mean_abs_z, Double),
+        "mean_z" => (|b| b.mean_z, Double),
+        "median_z" => (|b| b.median_z, Double),
+        "prior_points" => (|b| b.prior_points as f64, Integer),
+        "prior_abs_z_p50" => (|b| b.prior_abs_z_p50, Double),
+        "prior_abs_z_p90" => (|b| b.prior_abs_z_p90, Double),
+        "prior_abs_z_p99" => (|b| b.prior_abs_z_p99, Double),
+        "prior_abs_z_p995" => (|b| b.prior_abs_z_p995, Double),
+        "ratio" => (|b| b.ratio, Double),
+        "p50" => (|b| b.p50, Double),
+        "p90" => (|b| b.p90, Double),
+        "p99" => (|b| b.p99, Double),
+        _ => return None,
+    };
+    Some(Field::Baseline(f.0, f.1))
+}
+
+/// What an expression yields, for type checks of the subset.
+#[derive(PartialEq)]
+enum Ty {
+    Bool,
+    Num(Num),
+}
+
+impl Fast {
+    fn ty(&self) -> Ty {
+        match self {
+            Fast::Bool(_)
+            | Fast::Not(_)
+            | Fast::And(..)
+            | Fast::Or(..)
+            | Fast::Cmp(..)
+            | Fast::Field(Field::Ready) => Ty::Bool,
+            Fast::Num(_, n) => Ty::Num(*n),
+            Fast::Field(Field::Signal(_, n) | Field::Baseline(_, n)) => Ty::Num(*n),
+            Fast::Neg(x) => x.ty(),
+            Fast::Arith(..) => Ty::Num(Num::Double),
+        }
+    }
+}
+
+/// Compiles `e` into the fast subset, or `None` when any part is outside it.
+pub fn compile(e: &IdedExpr) -> Option<Fast> {
+    let fast = build(e)?;
+    (fast.ty() == Ty::Bool).then_some(fast)
+}
+
+fn build(e: &IdedExpr) -> Option<Fast> {
+    match &e.expr {
+        Expr::Literal(LiteralValue::Boolean(b)) => Some(Fast::Bool((*b).into())),
+        Expr::Literal(LiteralValue::Double(d)) => Some(Fast::Num((*d).into(), Num::Double)),
+        Expr::Literal(LiteralValue::Int(i)) => {
+            let i: i64 = (*i).into();
+            Some(Fast::Num(i as f64, Num::Integer)).filter(|_| i.unsigned_abs() < (1 << 53))
+        }
+        Expr::Select(sel) if !sel.test => match &sel.operand.expr {
+            Expr::Ident(root) if root == "signal" => signal_field(&sel.field).map(Fast::Field),
+            Expr::Ident(root) if root == "baseline" => baseline_field(&sel.field).map(Fast::Field),
+            _ => None,
+        },
+        Expr::Call(call) if call.target.is_none() => {
+            let arg = |i: usize| call.args.get(i).and_then(build).map(Box::new);
+            let name = call.func_name.as_str();
+            match (name, call.args.len()) {
+                (operators::LOGICAL_NOT, 1) => {
+                    let a = arg(0)?;
+                    (a.ty() == Ty::Bool).then_some(Fast::Not(a))
+                }
+                (operators::NEGATE, 1) => {
+                    let a = arg(0)?;
+                    (a.ty() == Ty::Num(Num::Double)).then_some(Fast::Neg(a))
+                }
+                (operators::LOGICAL_AND | operators::LOGICAL_OR, 2) => {
+                    let (a, b) = (arg(0)?, arg(1)?);
+                    if a.ty() != Ty::Bool || b.ty() != Ty::Bool {
+                        return None;
+                    }
+                    Some(if name == operators::LOGICAL_AND {
+                        Fast::And(a, b)
+                    } else {
+                        Fast::Or(a, b)
+                    })
+                }
+                (
+                    operators::LESS
+                    | operators::LESS_EQUALS
+                    | operators::GREATER
+                    | operators::GREATER_EQUALS
+                    | operators::EQUALS
+                    | operators::NOT_EQUALS,
+                    2,
+                ) => {
+                    let (a, b) = (arg(0)?, arg(1)?);
+                    // Numbers with numbers only (booleans compare with ==/!= in CEL too, but
+                    // rules rarely need it: leave them to CEL).
+                    if !matches!(a.ty(), Ty::Num(_)) || !matches!(b.ty(), Ty::Num(_)) {
+                        return None;
+                    }
+                    let op = match name {
+                        operators::LESS => Cmp::Lt,
+                        operators::LESS_EQUALS => Cmp::Le,
+                        operators::GREATER => Cmp::Gt,
+                        operators::GREATER_EQUALS => Cmp::Ge,
+                        operators::EQUALS => Cmp::Eq,
+                        _ => Cmp::Ne,
+                    };
+                    Some(Fast::Cmp(op, a, b))
+                }
+                (operators::ADD | operators::SUBSTRACT | operators::MULTIPLY, 2) => {
+                    let (a, b) = (arg(0)?, arg(1)?);
+                    // CEL has no mixed-type arithmetic: only double with double here.
+                    if a.ty() != Ty::Num(Num::Double) || b.ty() != Ty::Num(Num::Double) {
+                        return None;
+                    }
+                    let op = match name {
+                        operators::ADD => Arith::Add,
+                        operators::SUBSTRACT => Arith::Sub,
+                        _ => Arith::Mul,
+                    };
+                    Some(Fast::Arith(op, a, b))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// A value while evaluating; `None` from `eval` means "let CEL decide" (a NaN was read).
+enum V {
+    B(bool),
+    N(f64),
+}
+
+impl Fast {
+    /// Evaluates against the evidence; `None` when a NaN was read (CEL then decides).
+    pub fn eval(&self, s: &SignalView, b: &BaselineView) -> Option<bool> {
+        match self.value(s, b)? {
+            V::B(x) => Some(x),
+            V::N(_) => None,
+        }
+    }
+
+    fn num(&self, s: &SignalView, b: &BaselineView) -> Option<f64> {
+        match self.value(s, b)? {
+            V::N(x) if !x.is_nan() => Some(x),
+            _ => None,
+        }
+    }
+
+    fn boolean(&self, s: &SignalView, b: &BaselineView) -> Option<bool> {
+        match self.value(s, b)? {
+            V::B(x) => Some(x),
+            V::N(_) => None,
+        }
+    }
+
+    fn value(&self, s: &SignalView, b: &BaselineView) -> Option<V> {
+        Some(match self {
+            Fast::Bool(x) => V::B(*x),
+            Fast::Num(x, _) => V::N(*x),
+            Fast::Field(Field::Signal(f, _)) => V::N(f(s)),
+            Fast::Field(Field::Baseline(f, _)) => V::N(f(b)),
+            Fast::Field(Field::Ready) => V::B(b.ready),
+            Fast::Not(a) => V::B(!a.boolean(s, b)?),
+            Fast::Neg(a) => V::N(-a.num(s, b)?),
+            // Both sides are error-free here, so CEL's commutative && and || reduce to these.
+            Fast::And(x, y) => V::B(x.boolean(s, b)? && y.boolean(s, b)?),
+            Fast::Or(x, y) => V::B(x.boolean(s, b)? || y.boolean(s, b)?),
+            Fast::Cmp(op, x, y) => {
+                let (l, r) = (x.num(s, b)?, y.num(s, b)?);
+                V::B(match op {
+                    Cmp::Lt => l < r,
+                    Cmp::Le => l <= r,
+                    Cmp::Gt => l > r,
+                    Cmp::Ge => l >= r,
+                    Cmp::Eq => l == r,
+                    Cmp::Ne => l != r,
+                })
+            }
+            Fast::Arith(op, x, y) => {
+                let (l, r) = (x.num(s, b)?, y.num(s, b)?);
+                V::N(match op {
+                    Arith::Add => l + r,
+                    Arith::Sub => l - r,
+                    Arith::Mul => l * r,
+                })
+            }
+        })
+    }
+}
