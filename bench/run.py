@@ -153,6 +153,14 @@ TABLE = [
         "<= 1024",
         "bytes",
     ),
+    (
+        "memory",
+        "memory/series, two days, excl. raw points",
+        "long_lived_bytes_per_series_excluding_raw_points",
+        None,
+        "<= 1024",
+        "bytes",
+    ),
     ("memory", "memory/series, one point", "one_point_bytes_per_series", None, "", "bytes"),
     (
         "memory",

@@ -72,7 +72,7 @@ impl Default for BaselineConfig {
         BaselineConfig {
             fast_alpha: 0.3,
             slow_alpha: 0.02,
-            median_window: 64,
+            median_window: 48,
             min_samples: 30,
             season_min_days: 3,
             season_memory_days: 7.0,
@@ -303,16 +303,16 @@ fn median_of_sorted(s: &[f32]) -> f64 {
     }
 }
 
-/// Hour-of-day slots, stored column-wise in single precision (312 bytes for 24 slots):
+/// Hour-of-day slots, stored column-wise in single precision (264 bytes for 24 slots):
 /// mean and variance per UTC hour, the points seen (saturating: they only matter while the
-/// slot is young), and on how many distinct days.
+/// slot is young), and on how many distinct days. Points arrive in time order, so a point
+/// starts a new day for its slot exactly when the previous point was in another clock hour:
+/// no per-slot date needs to be kept.
 #[derive(Debug, Clone)]
 struct DaySlots {
     mean: [f32; 24],
     var: [f32; 24],
     points: [u16; 24],
-    /// Day number (days since the epoch, modulo 2^16) of the last point in the slot.
-    last_day: [u16; 24],
     days: [u8; 24],
 }
 
@@ -322,27 +322,25 @@ impl Default for DaySlots {
             mean: [f32::NAN; 24],
             var: [0.0; 24],
             points: [0; 24],
-            last_day: [0; 24],
             days: [0; 24],
         }
     }
 }
 
-/// Counts the distinct days a slot has seen (saturating at 255, far above any minimum).
-fn count_day(days: &mut u8, last_day: &mut u16, ts_ms: i64) {
-    let day = ts_ms.div_euclid(DAY_MS) as u16;
-    if *days == 0 || *last_day != day {
+/// Counts the distinct days a slot has seen (saturating at 255, far above any minimum): a
+/// point whose `period` (clock hour, or day) differs from the previous point's is a new visit.
+fn count_day(days: &mut u8, prev_ts: i64, ts_ms: i64, period_ms: i64) {
+    if prev_ts == i64::MIN || prev_ts.div_euclid(period_ms) != ts_ms.div_euclid(period_ms) {
         *days = days.saturating_add(1);
-        *last_day = day;
     }
 }
 
 impl DaySlots {
     /// Adds `x` to slot `h` with a plain mean at first, then an exponential memory of about
     /// `memory_days` days of that hour's points. Returns the slot mean before the update.
-    fn update(&mut self, h: usize, ts_ms: i64, x: f64, memory_days: f64) -> f64 {
+    fn update(&mut self, h: usize, ts_ms: i64, prev_ts: i64, x: f64, memory_days: f64) -> f64 {
         self.points[h] = self.points[h].saturating_add(1);
-        count_day(&mut self.days[h], &mut self.last_day[h], ts_ms);
+        count_day(&mut self.days[h], prev_ts, ts_ms, HOUR_MS);
         let per_day = self.points[h] as f64 / self.days[h].max(1) as f64;
         let effective = (self.points[h] as f64).min(per_day * memory_days);
         let mut e = Ewm {
@@ -366,7 +364,6 @@ struct Weekdays {
     /// Mean and variance of the residual per weekday, single precision.
     offset: [(f32, f32); 7],
     days: [u8; 7],
-    last_day: [u16; 7],
     points: [u16; 7],
 }
 
@@ -385,7 +382,6 @@ impl Default for Weekdays {
         Weekdays {
             offset: [(f32::NAN, 0.0); 7],
             days: [0; 7],
-            last_day: [0; 7],
             points: [0; 7],
         }
     }
@@ -715,7 +711,7 @@ impl StreamingBaseline {
             if let Some(week) = self.week.as_mut() {
                 let d = weekday(ts_ms);
                 week.points[d] = week.points[d].saturating_add(1);
-                count_day(&mut week.days[d], &mut week.last_day[d], ts_ms);
+                count_day(&mut week.days[d], prev_ts, ts_ms, DAY_MS);
                 // A plain mean at first, then a memory of about `season_memory_days` weeks.
                 let per_day = week.points[d] as f64 / week.days[d].max(1) as f64;
                 let effective = (week.points[d] as f64).min(per_day * cfg.season_memory_days);
@@ -727,9 +723,13 @@ impl StreamingBaseline {
 
         let hour = (ts_ms.rem_euclid(DAY_MS) / HOUR_MS) as usize;
         let had = !self.slots.mean[hour].is_nan();
-        let seasonal_before =
-            self.slots
-                .update(hour, ts_ms, learned_seasonal, cfg.season_memory_days);
+        let seasonal_before = self.slots.update(
+            hour,
+            ts_ms,
+            prev_ts,
+            learned_seasonal,
+            cfg.season_memory_days,
+        );
         if had {
             let dt_s = if prev_ts == i64::MIN {
                 0.0
