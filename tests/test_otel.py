@@ -142,6 +142,7 @@ def test_serve_exports_verdict_events_metrics_and_spans(tmp_path: Path, receiver
     assert last("referee.ingest.points", **{"referee.outcome": "accepted"}) > 1000
     assert last("referee.ingest.points", **{"referee.outcome": "rejected"}) == 0
     assert last("referee.series.live") > 0
+    assert last("referee.series.rejected") == 0
     assert "referee.outbox.depth" in metrics
 
 

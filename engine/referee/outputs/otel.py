@@ -297,6 +297,9 @@ class OtelTelemetry(Telemetry):
         def series(options: CallbackOptions) -> Iterable[Observation]:
             yield Observation(int(stats().get("series", 0)))
 
+        def series_rejected(options: CallbackOptions) -> Iterable[Observation]:
+            yield Observation(int(stats().get("series_rejected", 0)))
+
         def depth(options: CallbackOptions) -> Iterable[Observation]:
             yield Observation(outbox_depth())
 
@@ -305,6 +308,12 @@ class OtelTelemetry(Telemetry):
         )
         meter.create_observable_gauge(
             "referee.series.live", [series], unit="{series}", description="Series held in memory."
+        )
+        meter.create_observable_counter(
+            "referee.series.rejected",
+            [series_rejected],
+            unit="{point}",
+            description="Points refused because they would have created a series beyond max_series.",
         )
         meter.create_observable_gauge(
             "referee.outbox.depth",
