@@ -120,6 +120,8 @@ struct CompiledRule {
     when_prog: Option<Program>,
     /// The same `when` for the native evaluator, when it is inside its subset.
     when_fast: Option<crate::fastpath::Fast>,
+    /// `signal.where`: which of the subject's series the rule reads.
+    where_prog: Option<Program>,
     signal: Option<SignalSpec>,
 }
 
@@ -563,11 +565,30 @@ impl RuleSet {
                 .as_deref()
                 .map(|src| compile_condition(&env, &spec.id, "when", src, allowed, &known))
                 .transpose();
-            let signal_errors = spec
+            let mut signal_errors = spec
                 .signal
                 .as_ref()
                 .map(|s| check_signal(s, &spec.id))
                 .unwrap_or_default();
+            let where_prog = match spec.signal.as_ref().and_then(|s| s.where_expr.as_deref()) {
+                Some(src) => {
+                    match compile_condition(
+                        &env,
+                        &spec.id,
+                        "where",
+                        src,
+                        &["series", "suggestion"],
+                        &known,
+                    ) {
+                        Ok(p) => Some(p),
+                        Err(e) => {
+                            signal_errors.extend(e);
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
             match (m, w) {
                 (Ok(match_prog), Ok(when_prog)) if signal_errors.is_empty() => {
                     let match_slot = *match_slots
@@ -582,6 +603,7 @@ impl RuleSet {
                             .filter(|_| spec.signal.is_some())
                             .and_then(|p| crate::fastpath::compile(p.expression())),
                         when_prog,
+                        where_prog,
                         signal: spec.signal,
                     })
                 }
@@ -707,8 +729,22 @@ impl RuleSet {
                 let i = match cache.iter().position(|(k, _)| *k == key) {
                     Some(i) => i,
                     None => {
-                        let read =
-                            signal::read(store, &spec, &subject, at_ms).map_err(|m| m.to_string());
+                        let accept = |series: &crate::store::Series| match &rule.where_prog {
+                            None => true,
+                            Some(w) => {
+                                let mut scope = root.new_inner_scope();
+                                let attrs: BTreeMap<String, String> = series
+                                    .attrs()
+                                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                                    .collect();
+                                scope.add_variable_from_value("series", map_value(&attrs));
+                                // Only a true result selects the series; a `where` that fails
+                                // to evaluate selects none (the rule is then inconclusive).
+                                matches!(w.execute(&scope), Ok(Value::Bool(true)))
+                            }
+                        };
+                        let read = signal::read_where(store, &spec, &subject, at_ms, &accept)
+                            .map_err(|m| m.to_string());
                         let bound = read.and_then(|(sig, base)| {
                             match (cel::to_value(&sig), cel::to_value(&base)) {
                                 (Ok(s), Ok(b)) => {
@@ -778,6 +814,7 @@ struct EvidenceKey {
     agg: signal::Aggregation,
     min_history: u64,
     points: Option<u64>,
+    where_expr: Option<String>,
 }
 
 impl EvidenceKey {
@@ -789,6 +826,7 @@ impl EvidenceKey {
             agg: spec.agg,
             min_history: spec.min_history,
             points: spec.points,
+            where_expr: spec.where_expr.clone(),
         }
     }
 }
@@ -841,6 +879,7 @@ mod tests {
                 agg: crate::signal::Aggregation::Mean,
                 min_history: 30,
                 points: None,
+                where_expr: None,
             }),
         }
     }
@@ -1183,5 +1222,51 @@ mod tests {
                 "{src}"
             );
         }
+    }
+
+    #[test]
+    fn signal_where_picks_among_the_subject_series() {
+        let mut store = SeriesStore::new(StoreConfig::default());
+        for (cpu, v) in [("cpu0", 0.2), ("cpu1", 0.9)] {
+            for i in 0..40 {
+                store
+                    .push(
+                        "system.cpu.utilization",
+                        "value",
+                        &[("cpu", cpu), ("host.name", "h1")],
+                        i * 60_000,
+                        v,
+                    )
+                    .unwrap();
+            }
+        }
+        let mut s = spec("busy", "true", Some("signal.observed > 0.5"), true);
+        let sig = s.signal.as_mut().unwrap();
+        sig.metric = "system.cpu.utilization".into();
+        sig.statistic = "value".into();
+        sig.where_expr = Some("series['cpu'] == 'cpu1'".into());
+        let rules = RuleSet::compile(vec![s.clone()], "").unwrap();
+        let sugg = json!({"subject": {"host.name": "h1"}, "claim": {"kind": "saturation_high"}});
+        let out = rules.evaluate(&store, &sugg, 39 * 60_000);
+        assert_eq!(out[0].when, Some(true), "{:?}", out[0]);
+        assert_eq!(out[0].signal.as_ref().unwrap().series["cpu"], "cpu1");
+        // Without `where` the first series (sorted by attributes) is read.
+        s.signal.as_mut().unwrap().where_expr = None;
+        let out =
+            RuleSet::compile(vec![s.clone()], "")
+                .unwrap()
+                .evaluate(&store, &sugg, 39 * 60_000);
+        assert_eq!(out[0].when, Some(false));
+        // A `where` nothing satisfies: no series, so missing evidence.
+        s.signal.as_mut().unwrap().where_expr = Some("series['cpu'] == 'cpu9'".into());
+        let out =
+            RuleSet::compile(vec![s.clone()], "")
+                .unwrap()
+                .evaluate(&store, &sugg, 39 * 60_000);
+        assert!(out[0].missing.is_some());
+        // Checked at load like any condition.
+        s.signal.as_mut().unwrap().where_expr = Some("seriess['cpu'] == 'x'".into());
+        let errs = RuleSet::compile(vec![s], "").err().unwrap();
+        assert_eq!(errs[0].field, "where");
     }
 }

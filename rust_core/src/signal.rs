@@ -34,6 +34,10 @@ pub struct SignalSpec {
     /// no time bound.
     #[serde(default)]
     pub points: Option<u64>,
+    /// `signal.where`: a CEL condition over `series` (the candidate's attributes) that the
+    /// series must satisfy; compiled and applied by `rules.rs`.
+    #[serde(default, rename = "where")]
+    pub where_expr: Option<String>,
 }
 
 fn default_statistic() -> String {
@@ -140,8 +144,22 @@ pub fn read(
     subject: &[(String, String)],
     at_ms: i64,
 ) -> Result<(SignalView, BaselineView), Missing> {
+    read_where(store, spec, subject, at_ms, &|_| true)
+}
+
+/// `read`, among the series `accept` keeps (the rule's `signal.where`).
+pub fn read_where(
+    store: &SeriesStore,
+    spec: &SignalSpec,
+    subject: &[(String, String)],
+    at_ms: i64,
+    accept: &dyn Fn(&Series) -> bool,
+) -> Result<(SignalView, BaselineView), Missing> {
     let found = store.find(&spec.metric, &spec.statistic, subject);
-    let series = found.first().ok_or(Missing::NoSeries)?;
+    let series = found
+        .into_iter()
+        .find(|s| accept(s))
+        .ok_or(Missing::NoSeries)?;
     store.touch(series);
     window(series, spec, at_ms, store.config.baseline.band_k)
 }
@@ -318,6 +336,7 @@ mod tests {
             agg: Aggregation::Mean,
             min_history: 30,
             points: None,
+            where_expr: None,
         }
     }
 

@@ -101,6 +101,13 @@ _SIGNAL: dict[str, Any] = {
             "No effect at all (instead of inconclusive) when no series matches the signal and subject."
         ),
     },
+    "where": {
+        **_CEL,
+        "description": (
+            "CEL over `series` (the candidate series' attributes) and `suggestion`: only series for "
+            "which it is true are read, e.g. series['cpu'] == 'total'."
+        ),
+    },
 }
 _BASELINE: dict[str, Any] = {"min_history": {"type": "integer", "minimum": 0}}
 _EXCEPTION: dict[str, Any] = {"name": {"type": "string", "pattern": rp._ID.pattern}, "when": _CEL}

@@ -55,7 +55,7 @@ RULE_FIELDS = {
     "protect",
 }
 EXCEPTION_FIELDS = {"name", "when"}
-SIGNAL_FIELDS = {"metric", "statistic", "window", "points", "agg", "optional"}
+SIGNAL_FIELDS = {"metric", "statistic", "window", "points", "agg", "optional", "where"}
 BASELINE_FIELDS = {"min_history"}
 EFFECT_FIELDS = {"verdict", "reason"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
@@ -584,6 +584,12 @@ class _PackReader:
             self.exceptions(rule, f["exceptions"][1])
         if "signal" in f:
             rule.signal = self.signal(f["signal"][1], f.get("baseline"))
+            sig_node = f["signal"][1]
+            if rule.signal is not None and isinstance(sig_node, MappingNode):
+                for knode, vnode in sig_node.value:
+                    if isinstance(knode, ScalarNode) and knode.value == "where":
+                        # Which of the subject's series to read: CEL over `series`.
+                        self.condition(rule, "signal.where", vnode, "signal where")
             if rule.kind == "watch" and rule.signal and str(rule.signal.get("metric", "")).startswith("$"):
                 self.error(
                     f["signal"][1],
@@ -696,10 +702,13 @@ class _Spec:
 def _signal_spec(rule: Rule, min_history: int) -> dict[str, Any] | None:
     if rule.signal is None:
         return None
-    return {
+    out = {
         "min_history": min_history,
         **{k: v for k, v in rule.signal.items() if k not in ("window", "optional")},
     }
+    if "signal.where" in rule.sources:  # expanded (lists, macros)
+        out["where"] = rule.sources["signal.where"].text
+    return out
 
 
 def _compile(
@@ -770,7 +779,10 @@ def _build(
             group = groups.setdefault((r.signal["metric"], r.signal["statistic"]), ([], [], {}))
             group[0].append(r)
             group[1].append({"id": r.id, "match": "true", "when": src.text, "signal": signal})
-            group[2][r.id] = _Spec(r, {"when": (src, labels)})
+            watch_fields = {"when": (src, labels)}
+            if "signal.where" in r.sources:
+                watch_fields["where"] = (r.sources["signal.where"], {"signal.where": "signal where"})
+            group[2][r.id] = _Spec(r, watch_fields)
             continue
         match_src = r.sources.get("match") or _plain("match", r.match)
         fields = {"match": (match_src, {"match": "match"})}
@@ -781,6 +793,8 @@ def _build(
             fields["when"] = (when_src, {"when": "when"})
         if signal is not None:
             spec["signal"] = signal
+            if "signal.where" in r.sources:
+                fields["where"] = (r.sources["signal.where"], {"signal.where": "signal where"})
         specs.append(spec)
         meta[r.id] = _Spec(r, fields)
         for i, exc in enumerate(r.exceptions):
@@ -800,6 +814,8 @@ def _build(
             exc_meta[eid] = _Spec(
                 r, {"match": (match_src, {"match": "match"}), "when": (esrc, {key: _exception_label(r, key)})}
             )
+            if "where" in fields:
+                exc_meta[eid].fields["where"] = fields["where"]
     compiled = _compile(specs, meta, digest, functions, errors)
     exceptions = _compile(exc_specs, exc_meta, digest, functions, errors) if exc_specs else None
     watch_groups: list[WatchGroup] = []
