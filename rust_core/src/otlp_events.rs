@@ -133,6 +133,9 @@ pub struct EventAggregator {
     open: HashMap<BucketKey, (Kind, Bucket)>,
     /// Records or spans that arrived for a bucket already written (counted into the open one).
     pub late: u64,
+    /// Records, spans or roll-ups refused because `max_series` buckets were already open
+    /// (a flood of distinct routes or services cannot grow the aggregator without bound).
+    pub refused: u64,
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {
@@ -192,6 +195,7 @@ fn write(
 
 impl EventAggregator {
     /// The open bucket of `(metric, attrs)` for `ts_ms`; a bucket it replaces is written first.
+    /// `None` (counted in `refused`) when a new bucket would exceed the store's series cap.
     fn bucket(
         &mut self,
         store: &mut SeriesStore,
@@ -199,9 +203,13 @@ impl EventAggregator {
         attrs: Vec<(String, String)>,
         kind: Kind,
         ts_ms: i64,
-    ) -> &mut Bucket {
+    ) -> Option<&mut Bucket> {
         let start = ts_ms.div_euclid(BUCKET_MS) * BUCKET_MS;
         let key = (metric.to_string(), attrs);
+        if self.open.len() >= store.config.max_series && !self.open.contains_key(&key) {
+            self.refused += 1;
+            return None;
+        }
         if let Some((k, open)) = self.open.get_mut(&key) {
             if start > open.start_ms {
                 let mut done = std::mem::replace(open, Bucket::new(start));
@@ -210,11 +218,13 @@ impl EventAggregator {
                 self.late += 1;
             }
         }
-        &mut self
-            .open
-            .entry(key)
-            .or_insert_with(|| (kind, Bucket::new(start)))
-            .1
+        Some(
+            &mut self
+                .open
+                .entry(key)
+                .or_insert_with(|| (kind, Bucket::new(start)))
+                .1,
+        )
     }
 
     /// Adds a histogram roll-up (one request's points of one metric and service at one time)
@@ -230,7 +240,9 @@ impl EventAggregator {
         let mut rollup = rollup.clone();
         rollup.last_ms = ts_ms;
         rollup.first_ms = ts_ms - (rollup.dt_s * 1000.0) as i64;
-        let b = self.bucket(store, metric, service.to_vec(), Kind::Histogram, ts_ms);
+        let Some(b) = self.bucket(store, metric, service.to_vec(), Kind::Histogram, ts_ms) else {
+            return;
+        };
         match &mut b.rollup {
             Some(r) => r.merge(&rollup),
             None => b.rollup = Some(rollup),
@@ -390,8 +402,19 @@ pub fn ingest_logs(
                         severity(&rec.severity_text, rec.severity_number).to_string(),
                     ),
                 ];
-                agg.bucket(store, LOG_METRIC, attrs, Kind::Logs, ts).count += 1;
-                out.report.accepted += 1;
+                match agg.bucket(store, LOG_METRIC, attrs, Kind::Logs, ts) {
+                    Some(b) => {
+                        b.count += 1;
+                        out.report.accepted += 1;
+                    }
+                    None => {
+                        out.report.rejected += 1;
+                        if out.report.message.is_empty() {
+                            out.report.message =
+                                "series limit reached; log records were not counted".into();
+                        }
+                    }
+                }
             }
         }
     }
@@ -451,14 +474,24 @@ pub fn ingest_traces(
                         ("service.name".to_string(), service.clone()),
                     ]);
                 }
+                let mut counted = false;
                 for attrs in keys {
-                    let b = agg.bucket(store, SPAN_METRIC, attrs, Kind::Spans, ts);
-                    b.count += 1;
-                    b.errors += u64::from(error);
-                    b.sum += duration_s;
-                    b.add_duration(duration_s);
+                    if let Some(b) = agg.bucket(store, SPAN_METRIC, attrs, Kind::Spans, ts) {
+                        b.count += 1;
+                        b.errors += u64::from(error);
+                        b.sum += duration_s;
+                        b.add_duration(duration_s);
+                        counted = true;
+                    }
                 }
-                report.accepted += 1;
+                if counted {
+                    report.accepted += 1;
+                } else {
+                    report.rejected += 1;
+                    if report.message.is_empty() {
+                        report.message = "series limit reached; spans were not counted".into();
+                    }
+                }
             }
         }
     }
@@ -601,5 +634,38 @@ mod tests {
         )
         .is_err());
         assert!(ingest_traces(&mut store, &mut agg, b"{", Encoding::Json, false, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn open_buckets_are_capped_by_the_series_limit() {
+        let mut store = SeriesStore::new(StoreConfig {
+            max_series: 3,
+            ..Default::default()
+        });
+        let mut agg = EventAggregator::default();
+        let spans: Vec<serde_json::Value> = (0..5)
+            .map(|i| {
+                serde_json::json!({"traceId": "5b8efff798038103d269b633813fc60c",
+                    "spanId": "eee19b7ec3c1b174", "name": "x", "kind": 2,
+                    "startTimeUnixNano": "60000000000", "endTimeUnixNano": "60100000000",
+                    "attributes": [{"key": "http.route", "value": {"stringValue": format!("/r{i}")}}]})
+            })
+            .collect();
+        let body = serde_json::json!({"resourceSpans": [{"resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": "s"}}]}, "scopeSpans": [{"spans": spans}]}]});
+        let r = ingest_traces(
+            &mut store,
+            &mut agg,
+            body.to_string().as_bytes(),
+            Encoding::Json,
+            false,
+            1 << 20,
+        )
+        .unwrap();
+        // One service bucket and two route buckets fit; the other spans still count for the
+        // service, so none is rejected, and the refused route buckets are counted.
+        assert_eq!(agg.open_buckets(), 3);
+        assert_eq!((r.accepted, r.rejected), (5, 0));
+        assert_eq!(agg.refused, 3);
     }
 }

@@ -346,6 +346,7 @@ impl PySeriesStore {
         d.set_item("duplicates", s.duplicates)?;
         d.set_item("open_event_buckets", guard.events.open_buckets())?;
         d.set_item("late_events", guard.events.late)?;
+        d.set_item("refused_events", guard.events.refused)?;
         Ok(d)
     }
 
