@@ -155,6 +155,7 @@ class VerdictStore:
             ).fetchone()
             if row:
                 return Verdict.model_validate_json(row["body"])
+            body = verdict.model_dump_json()  # once: the verdict row and its first version
             db.execute(
                 "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -166,20 +167,20 @@ class VerdictStore:
                     verdict.rules_revision,
                     verdict.decided_at.isoformat(),
                     suggestion_json,
-                    verdict.model_dump_json(),
+                    body,
                 ),
             )
             db.executemany(
                 "INSERT INTO deliveries (decision_id, sink) VALUES (?, ?)",
                 [(verdict.decision_id, s) for s in sinks],
             )
-            self._record_version(db, verdict)
+            self._record_version(db, verdict, body)
         return verdict
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     @staticmethod
-    def _record_version(db: sqlite3.Connection, verdict: Verdict) -> None:
+    def _record_version(db: sqlite3.Connection, verdict: Verdict, body: str | None = None) -> None:
         db.execute(
             "INSERT OR REPLACE INTO lifecycle VALUES (?, ?, ?, ?, ?)",
             (
@@ -197,7 +198,7 @@ class VerdictStore:
                 verdict.version,
                 verdict.verdict,
                 verdict.rules_revision,
-                verdict.model_dump_json(),
+                body if body is not None else verdict.model_dump_json(),
             ),
         )
 
