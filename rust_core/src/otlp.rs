@@ -68,17 +68,44 @@ pub fn inflate(body: &[u8], limit: usize) -> Result<Vec<u8>, IngestError> {
     Ok(out)
 }
 
+/// Decodes an export request of any signal from protobuf or OTLP/JSON.
+pub fn decode<T: Message + Default + serde::de::DeserializeOwned>(
+    raw: &[u8],
+    encoding: Encoding,
+) -> Result<T, IngestError> {
+    match encoding {
+        Encoding::Protobuf => {
+            T::decode(raw).map_err(|e| IngestError::BadRequest(format!("protobuf: {e}")))
+        }
+        Encoding::Json => {
+            serde_json::from_slice(raw).map_err(|e| IngestError::BadRequest(format!("json: {e}")))
+        }
+    }
+}
+
 /// Decodes an `ExportMetricsServiceRequest`.
 pub fn decode_metrics(
     body: &[u8],
     encoding: Encoding,
 ) -> Result<ExportMetricsServiceRequest, IngestError> {
-    match encoding {
-        Encoding::Protobuf => ExportMetricsServiceRequest::decode(body)
-            .map_err(|e| IngestError::BadRequest(format!("protobuf: {e}"))),
-        Encoding::Json => {
-            serde_json::from_slice(body).map_err(|e| IngestError::BadRequest(format!("json: {e}")))
-        }
+    decode(body, encoding)
+}
+
+/// The request body as sent (`gzip` false) or inflated into `buf`, within `limit` bytes either
+/// way.
+pub fn request_bytes<'a>(
+    body: &'a [u8],
+    gzip: bool,
+    limit: usize,
+    buf: &'a mut Vec<u8>,
+) -> Result<&'a [u8], IngestError> {
+    if gzip {
+        *buf = inflate(body, limit)?;
+        Ok(&buf[..])
+    } else if body.len() > limit {
+        Err(IngestError::TooLarge { limit })
+    } else {
+        Ok(body)
     }
 }
 
@@ -377,17 +404,8 @@ pub fn ingest_metrics(
     gzip: bool,
     limit: usize,
 ) -> Result<IngestReport, IngestError> {
-    if body.len() > limit && !gzip {
-        return Err(IngestError::TooLarge { limit });
-    }
-    let inflated;
-    let raw = if gzip {
-        inflated = inflate(body, limit)?;
-        &inflated[..]
-    } else {
-        body
-    };
-    let request = decode_metrics(raw, encoding)?;
+    let mut buf = Vec::new();
+    let request = decode_metrics(request_bytes(body, gzip, limit, &mut buf)?, encoding)?;
     Ok(apply_metrics(store, cumulative, agg, &request))
 }
 

@@ -19,12 +19,12 @@ use std::collections::HashMap;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
-use prost::Message;
 use serde_json::{json, Map, Value as Json};
 
 use crate::error::IngestError;
-use crate::otlp::{any_value_string, inflate, Encoding, IngestReport, Rollup};
+use crate::otlp::{any_value_string, decode, request_bytes, Encoding, IngestReport, Rollup};
 use crate::store::SeriesStore;
 
 /// The event name that marks a log record as a copilot suggestion.
@@ -270,22 +270,6 @@ impl EventAggregator {
     }
 }
 
-fn body<'a>(
-    body: &'a [u8],
-    gzip: bool,
-    limit: usize,
-    buf: &'a mut Vec<u8>,
-) -> Result<&'a [u8], IngestError> {
-    if gzip {
-        *buf = inflate(body, limit)?;
-        Ok(&buf[..])
-    } else if body.len() > limit {
-        Err(IngestError::TooLarge { limit })
-    } else {
-        Ok(body)
-    }
-}
-
 /// What a logs request gave: counts for `partial_success`, and the suggestion events.
 #[derive(Debug, Default)]
 pub struct LogsOutcome {
@@ -298,26 +282,23 @@ pub fn decode_logs(
     raw: &[u8],
     encoding: Encoding,
 ) -> Result<ExportLogsServiceRequest, IngestError> {
-    match encoding {
-        Encoding::Protobuf => ExportLogsServiceRequest::decode(raw)
-            .map_err(|e| IngestError::BadRequest(format!("protobuf: {e}"))),
-        Encoding::Json => {
-            serde_json::from_slice(raw).map_err(|e| IngestError::BadRequest(format!("json: {e}")))
-        }
-    }
+    decode(raw, encoding)
 }
 
 pub fn decode_traces(
     raw: &[u8],
     encoding: Encoding,
 ) -> Result<ExportTraceServiceRequest, IngestError> {
-    match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(raw)
-            .map_err(|e| IngestError::BadRequest(format!("protobuf: {e}"))),
-        Encoding::Json => {
-            serde_json::from_slice(raw).map_err(|e| IngestError::BadRequest(format!("json: {e}")))
-        }
-    }
+    decode(raw, encoding)
+}
+
+/// A resource's attributes and its `service.name` ("" without one).
+fn resource_service(resource: &Option<Resource>) -> (&[KeyValue], String) {
+    let attrs: &[KeyValue] = resource.as_ref().map(|r| &r.attributes[..]).unwrap_or(&[]);
+    (
+        attrs,
+        attr_string(attrs, "service.name").unwrap_or_default(),
+    )
 }
 
 fn record_time_ms(time_ns: u64, observed_ns: u64) -> Option<i64> {
@@ -351,16 +332,10 @@ pub fn ingest_logs(
     limit: usize,
 ) -> Result<LogsOutcome, IngestError> {
     let mut buf = Vec::new();
-    let raw = body(body_bytes, gzip, limit, &mut buf)?;
-    let request = decode_logs(raw, encoding)?;
+    let request = decode_logs(request_bytes(body_bytes, gzip, limit, &mut buf)?, encoding)?;
     let mut out = LogsOutcome::default();
     for rl in &request.resource_logs {
-        let resource_attrs: &[KeyValue] = rl
-            .resource
-            .as_ref()
-            .map(|r| &r.attributes[..])
-            .unwrap_or(&[]);
-        let service = attr_string(resource_attrs, "service.name").unwrap_or_default();
+        let (resource_attrs, service) = resource_service(&rl.resource);
         for sl in &rl.scope_logs {
             for rec in &sl.log_records {
                 let event = if !rec.event_name.is_empty() {
@@ -431,16 +406,10 @@ pub fn ingest_traces(
     limit: usize,
 ) -> Result<IngestReport, IngestError> {
     let mut buf = Vec::new();
-    let raw = body(body_bytes, gzip, limit, &mut buf)?;
-    let request = decode_traces(raw, encoding)?;
+    let request = decode_traces(request_bytes(body_bytes, gzip, limit, &mut buf)?, encoding)?;
     let mut report = IngestReport::default();
     for rs in &request.resource_spans {
-        let resource_attrs: &[KeyValue] = rs
-            .resource
-            .as_ref()
-            .map(|r| &r.attributes[..])
-            .unwrap_or(&[]);
-        let service = attr_string(resource_attrs, "service.name").unwrap_or_default();
+        let (_, service) = resource_service(&rs.resource);
         for ss in &rs.scope_spans {
             for span in &ss.spans {
                 if span.kind != SpanKind::Server as i32 {

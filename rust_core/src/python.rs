@@ -65,6 +65,29 @@ struct PySeriesStore {
     state: Mutex<State>,
 }
 
+impl PySeriesStore {
+    /// Runs `f` on the store's state with the GIL released (the state's own lock serialises
+    /// writers).
+    fn with_state<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut State) -> PyResult<T> + Send,
+    ) -> PyResult<T> {
+        py.detach(|| {
+            let mut guard = self.state.lock().map_err(poisoned)?;
+            f(&mut guard)
+        })
+    }
+}
+
+fn encoding(json: bool) -> Encoding {
+    if json {
+        Encoding::Json
+    } else {
+        Encoding::Protobuf
+    }
+}
+
 #[pymethods]
 impl PySeriesStore {
     #[new]
@@ -111,20 +134,13 @@ impl PySeriesStore {
         gzip: bool,
         max_body_bytes: usize,
     ) -> PyResult<(u64, u64, String)> {
-        let encoding = if json {
-            Encoding::Json
-        } else {
-            Encoding::Protobuf
-        };
-        let report = py.detach(|| {
-            let mut guard = self.state.lock().map_err(poisoned)?;
-            let state = &mut *guard;
+        let report = self.with_state(py, |state| {
             otlp::ingest_metrics(
                 &mut state.store,
                 &mut state.cumulative,
                 &mut state.events,
                 body,
-                encoding,
+                encoding(json),
                 gzip,
                 max_body_bytes,
             )
@@ -146,19 +162,12 @@ impl PySeriesStore {
         gzip: bool,
         max_body_bytes: usize,
     ) -> PyResult<(u64, u64, String, String)> {
-        let encoding = if json {
-            Encoding::Json
-        } else {
-            Encoding::Protobuf
-        };
-        let out = py.detach(|| {
-            let mut guard = self.state.lock().map_err(poisoned)?;
-            let state = &mut *guard;
+        let out = self.with_state(py, |state| {
             otlp_events::ingest_logs(
                 &mut state.store,
                 &mut state.events,
                 body,
-                encoding,
+                encoding(json),
                 gzip,
                 max_body_bytes,
             )
@@ -184,19 +193,12 @@ impl PySeriesStore {
         gzip: bool,
         max_body_bytes: usize,
     ) -> PyResult<(u64, u64, String)> {
-        let encoding = if json {
-            Encoding::Json
-        } else {
-            Encoding::Protobuf
-        };
-        let report = py.detach(|| {
-            let mut guard = self.state.lock().map_err(poisoned)?;
-            let state = &mut *guard;
+        let report = self.with_state(py, |state| {
             otlp_events::ingest_traces(
                 &mut state.store,
                 &mut state.events,
                 body,
-                encoding,
+                encoding(json),
                 gzip,
                 max_body_bytes,
             )
@@ -208,11 +210,7 @@ impl PySeriesStore {
     /// Writes the one-minute log and span buckets that ended at or before `now_ms`.
     /// Returns how many buckets were written.
     fn flush_events(&self, py: Python<'_>, now_ms: i64) -> PyResult<usize> {
-        py.detach(|| {
-            let mut guard = self.state.lock().map_err(poisoned)?;
-            let state = &mut *guard;
-            Ok(state.events.flush(&mut state.store, now_ms))
-        })
+        self.with_state(py, |state| Ok(state.events.flush(&mut state.store, now_ms)))
     }
 
     /// Adds points to one series (replay, tests). Returns how many were accepted.
