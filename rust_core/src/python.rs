@@ -80,6 +80,20 @@ impl PySeriesStore {
     }
 }
 
+/// Attributes from Python, sorted by key as series identities need them.
+fn sorted_attributes(attributes: HashMap<String, String>) -> Vec<(String, String)> {
+    let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
+    attrs.sort();
+    attrs
+}
+
+fn attr_refs(attrs: &[(String, String)]) -> Vec<(&str, &str)> {
+    attrs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 fn encoding(json: bool) -> Encoding {
     if json {
         Encoding::Json
@@ -228,14 +242,10 @@ impl PySeriesStore {
                 "timestamps_ms and values differ in length",
             ));
         }
-        let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
-        attrs.sort();
+        let attrs = sorted_attributes(attributes);
         py.detach(|| {
             let mut guard = self.state.lock().map_err(poisoned)?;
-            let refs: Vec<(&str, &str)> = attrs
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let refs = attr_refs(&attrs);
             let mut n = 0;
             for (t, v) in timestamps_ms.iter().zip(&values) {
                 if guard.store.push(metric, statistic, &refs, *t, *v).is_ok() {
@@ -302,12 +312,8 @@ impl PySeriesStore {
         attributes: HashMap<String, String>,
     ) -> PyResult<Vec<SampleRow>> {
         let guard = self.state.lock().map_err(poisoned)?;
-        let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
-        attrs.sort();
-        let refs: Vec<(&str, &str)> = attrs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let attrs = sorted_attributes(attributes);
+        let refs = attr_refs(&attrs);
         let k = guard.store.config.baseline.band_k;
         Ok(guard
             .store
@@ -362,14 +368,10 @@ impl PySeriesStore {
         let spec: crate::band::ArtifactSpec = serde_json::from_str(artifact_json)
             .map_err(|e| PyValueError::new_err(format!("artifact: {e}")))?;
         let artifact = crate::band::BandArtifact::from_spec(spec).map_err(PyValueError::new_err)?;
-        let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
-        attrs.sort();
+        let attrs = sorted_attributes(attributes);
         py.detach(|| {
             let mut guard = self.state.lock().map_err(poisoned)?;
-            let refs: Vec<(&str, &str)> = attrs
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let refs = attr_refs(&attrs);
             guard
                 .store
                 .set_band(metric, statistic, &refs, artifact)
@@ -396,12 +398,8 @@ impl PySeriesStore {
         attributes: HashMap<String, String>,
     ) -> PyResult<Option<String>> {
         let guard = self.state.lock().map_err(poisoned)?;
-        let mut attrs: Vec<(String, String)> = attributes.into_iter().collect();
-        attrs.sort();
-        let refs: Vec<(&str, &str)> = attrs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let attrs = sorted_attributes(attributes);
+        let refs = attr_refs(&attrs);
         Ok(guard.store.get(metric, statistic, &refs).map(|s| {
             let b = &s.baseline;
             let q = |p: f64| b.quantile(p).filter(|x| x.is_finite());
