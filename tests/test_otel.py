@@ -5,8 +5,6 @@ events survive a receiver outage through the outbox; and nothing starts when unc
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,13 +14,13 @@ import httpx
 import pytest
 
 from referee.config import OtelConfig, Settings
-from referee.demo.run import free_port
 from referee.demo.telemetry import Incident, ServiceProfile
 from referee.models import Suggestion
 from referee.outputs import delivery, otel
 from referee.service.runtime import Runtime
 from tests.conftest import DEFAULT_RULES
 from tests.otlp_receiver import OtlpReceiver
+from tests.serve_process import referee_serve
 from tests.test_service import send_history, suggestion
 
 OTEL_VARS = [k for k in os.environ if k.startswith("OTEL_")]
@@ -41,35 +39,16 @@ def receiver() -> Iterator[OtlpReceiver]:
 
 
 def test_serve_exports_verdict_events_metrics_and_spans(tmp_path: Path, receiver: OtlpReceiver) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAFANA_", "REFEREE_", "OTEL_"))}
-    env |= {
+    env = {
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
         "OTEL_SERVICE_NAME": "referee-under-test",
         "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=test",
         "OTEL_METRIC_EXPORT_INTERVAL": "300",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "referee", "serve", "--port", str(port), "--grpc-port", "0"),
-            *("--database", str(tmp_path / "r.db"), "--rules", str(DEFAULT_RULES), "--log-level", "warning"),
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("referee serve did not come up")
+    drop = ("GRAFANA_", "REFEREE_", "OTEL_")
+    with referee_serve(tmp_path, DEFAULT_RULES, env=env, drop_env=drop) as served:
+        url = served.url
         now_s = int(time.time()) // 60 * 60
         broken = ServiceProfile(
             "broken",
@@ -102,10 +81,7 @@ def test_serve_exports_verdict_events_metrics_and_spans(tmp_path: Path, receiver
             )
         )
         time.sleep(0.5)  # one more export cycle, to see that nothing is sent twice
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=20)
-    assert proc.returncode in (0, -15), out.decode()
+    assert served.proc.returncode in (0, -15), served.output
 
     [rec] = event()  # exactly once
     a = rec["attrs"]

@@ -24,6 +24,7 @@ from referee.decision.watch import run_watch_rules
 from referee.models import RuleTrace, Suggestion
 from referee.outputs.verdicts import VerdictStore
 from tests.conftest import DEFAULT_RULES, REPO
+from tests.serve_process import referee_serve
 
 T0 = 1_700_000_000_000  # ms
 
@@ -573,28 +574,12 @@ def test_rules_check_prints_every_error(tmp_path: Path) -> None:
 
 
 def test_serve_reloads_rules_when_files_change(tmp_path: Path) -> None:
-    import os
 
     import httpx
-
-    from referee.demo.run import free_port
 
     rules = tmp_path / "rules"
     rules.mkdir()
     pack = write(rules, GOOD)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAFANA_", "REFEREE_"))}
-    env["REFEREE_RULES_WATCH_INTERVAL_S"] = "0.2"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "referee", "serve", "--port", str(port), "--grpc-port", "0"]  # noqa: RUF005
-        + ["--database", str(tmp_path / "r.db"), "--rules", str(rules), "--log-level", "info"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}/api/v1/rules"
 
     def until(check, what: str) -> dict:  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + 10
@@ -608,7 +593,9 @@ def test_serve_reloads_rules_when_files_change(tmp_path: Path) -> None:
             time.sleep(0.1)
         pytest.fail(f"timed out waiting for {what}")
 
-    try:
+    env = {"REFEREE_RULES_WATCH_INTERVAL_S": "0.2"}
+    with referee_serve(tmp_path, rules, env=env, log_level="info") as served:
+        url = f"{served.url}/api/v1/rules"
         first = until(lambda b: True, "referee serve")
         assert first["last_error"] is None and [r["id"] for r in first["rules"]] == ["lat"]
         # An edit loads a new revision.
@@ -630,7 +617,5 @@ def test_serve_reloads_rules_when_files_change(tmp_path: Path) -> None:
         assert fixed["revision"] not in (first["revision"], second["revision"])
         # The new file may have been seen alone, beside the still broken pack: one more failure.
         assert fixed["reload_failures_total"] in (1, 2)
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
+    out = served.output
     assert "rule reload failed; keeping revision" in out and f"{pack}:7:37:" in out

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,11 +20,12 @@ from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExporti
 from opentelemetry.sdk.resources import Resource
 
 from referee.config import Settings
-from referee.demo.run import BackgroundServer, free_port
+from referee.demo.run import BackgroundServer
 from referee.demo.telemetry import Incident, ServiceProfile, batches
 from referee.outputs.verdicts import VerdictStore
 from referee.service.runtime import Runtime
 from tests.conftest import DEFAULT_RULES
+from tests.serve_process import referee_serve
 
 CONTRACTS = Path(
     os.environ.get("REFEREE_CONTRACTS_DIR", Path(__file__).resolve().parents[2] / "shared" / "contracts")
@@ -183,40 +182,8 @@ def suggestion(sid: str, service: str, kind: str, now_s: int) -> dict[str, Any]:
 
 def test_serve_process_end_to_end(tmp_path: Path) -> None:
     """`referee serve` as users run it, fed by the SDK exporter, answering the REST API."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRAFANA_", "REFEREE_"))}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "referee",
-            "serve",
-            "--port",
-            str(port),
-            "--grpc-port",
-            "0",
-            "--database",
-            str(tmp_path / "r.db"),
-            "--rules",
-            str(DEFAULT_RULES),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("referee serve did not come up")
+    with referee_serve(tmp_path, DEFAULT_RULES) as served:
+        url = served.url
         now_s = int(time.time()) // 60 * 60
         services = [
             ServiceProfile("steady", rps=20, median_latency_s=0.05, peak_s_of_day=now_s % 86400),
@@ -251,10 +218,7 @@ def test_serve_process_end_to_end(tmp_path: Path) -> None:
         assert bad.status_code == 422
         assert {d["loc"] for d in bad.json()["details"]} >= {"subject", "claim.kind"}
         assert httpx.post(f"{url}/api/v1/suggestions", content=b"{").status_code == 400
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=20)
-    assert proc.returncode in (0, -15), out.decode()
+    assert served.proc.returncode in (0, -15), served.output
     # The verdicts outlive the process: they are in SQLite.
     stored = VerdictStore(tmp_path / "r.db")
     try:
