@@ -280,41 +280,34 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
         db = str(out["database"])
         # A PostgreSQL URL stays a string (Path would fold its "//").
         out["database"] = db if db.startswith(("postgresql://", "postgres://")) else Path(db)
-    for name, cls in (("otel", OtelConfig), ("feedback", FeedbackConfig)):
+    # Sections read into their dataclasses: a mapping (or YAML text from the environment).
+    # `otel` and `feedback` may be null (off); an empty `lifecycle` or `baselines` keeps the defaults.
+    sections: tuple[tuple[str, type, bool], ...] = (
+        ("otel", OtelConfig, True),
+        ("feedback", FeedbackConfig, True),
+        ("lifecycle", LifecycleConfig, False),
+        ("baselines", BaselinesConfig, False),
+    )
+    for name, cls, nullable in sections:
         if name not in out:
             continue
         raw = out[name]
         if isinstance(raw, str):
             raw = yaml.safe_load(raw)
+        if raw is None and not nullable:
+            del out[name]
+            continue
         if raw is not None and not isinstance(raw, cls):
             if not isinstance(raw, dict):
                 raise ValueError(f"{name}: expected a mapping")
-            known = {f.name for f in fields(cls)}
-            if set(raw) - known:
-                raise ValueError(f"{name}: unknown keys {', '.join(sorted(set(raw) - known))}")
+            unknown = set(raw) - {f.name for f in fields(cls)}
+            if unknown:
+                raise ValueError(f"{name}: unknown keys {', '.join(sorted(unknown))}")
             try:
                 raw = cls(**raw)
             except TypeError as e:
                 raise ValueError(f"{name}: {e}") from None
         out[name] = raw
-    if "lifecycle" in out and not isinstance(out["lifecycle"], LifecycleConfig):
-        raw = out["lifecycle"]
-        raw = yaml.safe_load(raw) if isinstance(raw, str) else raw
-        if not isinstance(raw, dict):
-            raise ValueError("lifecycle: expected a mapping")
-        unknown = set(raw) - {f.name for f in fields(LifecycleConfig)}
-        if unknown:
-            raise ValueError(f"lifecycle: unknown keys {', '.join(sorted(unknown))}")
-        out["lifecycle"] = LifecycleConfig(**raw)
-    if "baselines" in out and not isinstance(out["baselines"], BaselinesConfig):
-        raw = out["baselines"]
-        raw = yaml.safe_load(raw) if isinstance(raw, str) else raw
-        if not isinstance(raw, dict):
-            raise ValueError("baselines: expected a mapping")
-        unknown = set(raw) - {f.name for f in fields(BaselinesConfig)}
-        if unknown:
-            raise ValueError(f"baselines: unknown keys {', '.join(sorted(unknown))}")
-        out["baselines"] = BaselinesConfig(**raw)
     if "sources" in out:
         raw = out["sources"]
         raw = yaml.safe_load(raw) if isinstance(raw, str) else raw

@@ -127,11 +127,13 @@ def build_app(runtime: Runtime) -> Starlette:
 
         return receive
 
-    async def post_suggestion(request: Request) -> Response:
+    async def read_suggestion(request: Request) -> Suggestion | Response:
+        """The request's Suggestion v1, or the 4xx answer saying why not."""
         body = await _suggestion_body(request)
-        if isinstance(body, Response):
-            return body
-        suggestion = _parse_suggestion(body)
+        return body if isinstance(body, Response) else _parse_suggestion(body)
+
+    async def post_suggestion(request: Request) -> Response:
+        suggestion = await read_suggestion(request)
         if isinstance(suggestion, Response):
             return suggestion
         verdict, new = await run_in_threadpool(runtime.submit, suggestion)
@@ -139,10 +141,7 @@ def build_app(runtime: Runtime) -> Starlette:
 
     async def explain(request: Request) -> Response:
         # Read-only: decided like a suggestion, but neither stored nor delivered.
-        body = await _suggestion_body(request)
-        if isinstance(body, Response):
-            return body
-        suggestion = _parse_suggestion(body)
+        suggestion = await read_suggestion(request)
         if isinstance(suggestion, Response):
             return suggestion
         decider = runtime.decider
