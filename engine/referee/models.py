@@ -103,6 +103,10 @@ class Evidence(BaseModel):
 class RuleTrace(BaseModel):
     """What one rule made of the suggestion."""
 
+    # Immutable: the trace of a rule that did not match is the same for every suggestion, and
+    # the decider shares one instance per rule.
+    model_config = ConfigDict(frozen=True)
+
     rule_id: str
     mode: Literal["enforce", "shadow", "off"]
     priority: int

@@ -163,14 +163,36 @@ class Decider:
     def __init__(self, store: _core.SeriesStore, rules: LoadedRules) -> None:
         self.store = store
         self.rules = rules
+        #: One shared trace per rule for "did not match", for the rule set it was built from:
+        #: most rules do not match a given suggestion, and building their traces anew cost
+        #: more than evaluating every rule.
+        self._unmatched: tuple[LoadedRules | None, dict[str, RuleTrace]] = (None, {})
 
-    def decide(self, suggestion: Suggestion, at: datetime | None = None) -> Verdict:
+    def _unmatched_trace(self, rules: LoadedRules, rule: Rule) -> RuleTrace:
+        if self._unmatched[0] is not rules:
+            self._unmatched = (rules, {})
+        cache = self._unmatched[1]
+        trace = cache.get(rule.id)
+        if trace is None:
+            trace = cache[rule.id] = RuleTrace(
+                rule_id=rule.id,
+                mode=rule.mode,  # type: ignore[arg-type]
+                priority=rule.priority,
+                matched=False,
+                protect=rule.protect or None,
+            )
+        return trace
+
+    def decide(
+        self, suggestion: Suggestion, at: datetime | None = None, payload: str | None = None
+    ) -> Verdict:
+        """``payload``: the suggestion's JSON (``exclude_none``), when the caller has it already."""
         rules = self.rules  # one consistent rule set for the whole decision, even during a reload
         at = at or suggestion.created_at
         at_ms = int(at.timestamp() * 1000)
         # Log counts and span RED series are written per finished minute: write those due.
         self.store.flush_events(at_ms)
-        payload = json.dumps(suggestion.model_dump(mode="json", exclude_none=True))
+        payload = payload or suggestion.model_dump_json(exclude_none=True)
         outcomes = json.loads(rules.compiled.evaluate(self.store, payload, at_ms))
         by_id = rules.by_id
         outcomes = [o for o in outcomes if by_id[o["id"]].mode != "off"]
@@ -179,6 +201,9 @@ class Decider:
         effects: list[Decision] = []
         for outcome in outcomes:
             rule = by_id[outcome["id"]]
+            if not (outcome["matched"] or outcome["error"] or outcome["signal"]):  # nothing to say
+                traces.append(self._unmatched_trace(rules, rule))
+                continue
             exception = applied.get(rule.id)
             effect = None if exception else _effect_of(rule, outcome)
             trace = RuleTrace(

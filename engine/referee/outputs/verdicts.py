@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -25,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from referee.models import Finding, Verdict
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS verdicts (
@@ -101,6 +104,37 @@ class Delivery:
     version: int = 1
 
 
+class WalCheckpointer:
+    """Copies SQLite's write-ahead log back into the database every ``interval`` seconds, on
+    a thread and connection of its own, so that no commit on the request path pays for it.
+
+    ``PASSIVE`` checkpoints never wait for the writer: the write lock stays free and a
+    decision commits while a checkpoint runs. On stop the log is truncated."""
+
+    def __init__(self, path: str, interval: float = 1.0) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="referee-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(self._interval):
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as e:  # e.g. a busy database: the next round catches up
+                log.debug("WAL checkpoint skipped: %s", e)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as e:
+            log.warning("final WAL checkpoint failed: %s", e)
+        self._conn.close()
+
+
 class VerdictStore:
     """Thread-safe access to the SQLite database (one connection, serialised)."""
 
@@ -113,6 +147,13 @@ class VerdictStore:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
             self._conn.executescript(FINDINGS_SCHEMA)
+        self._checkpointer: WalCheckpointer | None = None
+        if isinstance(self._conn, sqlite3.Connection) and self.path != ":memory:":
+            # SQLite's automatic checkpoint runs inside whichever commit crosses the WAL size
+            # limit and fsyncs the database there: a decision now and then took 7-9 ms instead
+            # of 0.2. Checkpoints run on their own thread and connection instead.
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = WalCheckpointer(self.path)
 
     def _connect(self) -> sqlite3.Connection:
         """The connection every method uses (``referee.outputs.pgstore`` returns a PostgreSQL
@@ -124,6 +165,8 @@ class VerdictStore:
         return conn
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
             self._conn.close()
 

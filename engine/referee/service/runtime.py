@@ -164,13 +164,12 @@ class Runtime:
         if earlier is not None:
             return earlier, False
         with self._decide_lock, self.telemetry.decision(suggestion) as record:
-            verdict = self.decider.decide(suggestion)
+            suggestion_json = suggestion.model_dump_json(exclude_none=True)
+            verdict = self.decider.decide(suggestion, payload=suggestion_json)
             verdict = lifecycle.stamp(
                 verdict, suggestion, self.decider.rules, self.settings.lifecycle, datetime.now(UTC)
             )
-            stored = self.verdicts.add(
-                verdict, suggestion.model_dump_json(exclude_none=True), [s.name for s in self.sinks]
-            )
+            stored = self.verdicts.add(verdict, suggestion_json, [s.name for s in self.sinks])
             if stored.decision_id == verdict.decision_id:
                 record(stored)
                 self.seasonal.note_verdict(stored)
