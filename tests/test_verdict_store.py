@@ -225,3 +225,25 @@ def test_the_store_reconnects_after_postgresql_restarts(pg_url: str, postgres_se
         assert {d.decision_id for d in s.due(now=time.time())} == {first.decision_id, second.decision_id}
     finally:
         s.close()
+
+
+def test_sqlite_checkpoints_its_log_in_the_background(tmp_path: Path) -> None:
+    """No commit runs SQLite's automatic checkpoint (it fsyncs the database inside whichever
+    decision crosses the log's size limit); a background thread copies the log back into the
+    database instead, and closing the store leaves no log behind."""
+    store = VerdictStore(tmp_path / "v.db")
+    assert store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    db, wal = tmp_path / "v.db", tmp_path / "v.db-wal"
+    before = db.stat().st_size
+    for i in range(200):
+        store.add(verdict(f"s{i}"), suggestion_json(f"s{i}"), ["grafana"])
+    assert wal.stat().st_size > 0
+    deadline = time.monotonic() + 10  # the checkpointer runs every second
+    while db.stat().st_size <= before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert db.stat().st_size > before, "nothing copied from the log into the database"
+    store.close()
+    assert not wal.exists() or wal.stat().st_size == 0
+    reopened = VerdictStore(db)
+    assert reopened.find("copilot", "s199") is not None
+    reopened.close()
