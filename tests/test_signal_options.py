@@ -111,3 +111,90 @@ def test_bad_signal_options_are_load_errors(tmp_path: Path, signal: str, message
     with pytest.raises(RulePackError) as e:
         load_rules([pack(tmp_path, signal, "true")])
     assert message in str(e.value)
+
+
+def fitted_store() -> tuple[_core.SeriesStore, int, int]:
+    """100 hourly points judged by the streaming band, then a fitted band (as the seasonal
+    fitter hands over) that judges the next 6. Returns the store, the last streaming-judged
+    point's time and the last point's time."""
+    import json
+
+    store, last_streaming = hourly_store(noisy(100))
+    artifact = {
+        "version": 1,
+        "model": "statsmodels.stl",
+        "anchor_ms": last_streaming + HOUR,
+        "step_ms": HOUR,
+        "expected": [10.0] * 24,
+        "sigma": [1.0] * 24,
+        "valid_until_ms": last_streaming + 24 * HOUR,
+        "fitted_at_ms": last_streaming,
+        "backtest_mae": 0.5,
+        "streaming_mae": 0.9,
+    }
+    store.set_band("m", "value", {"service.name": "svc"}, json.dumps(artifact))
+    ts = [last_streaming + (i + 1) * HOUR for i in range(6)]
+    store.ingest_points("m", "value", {"service.name": "svc"}, ts, noisy(6, seed=9))
+    return store, last_streaming, ts[-1]
+
+
+def test_baseline_model_chooses_which_judgements_a_rule_reads(tmp_path: Path) -> None:
+    store, streaming_at, fitted_at = fitted_store()
+    fitted = pack(tmp_path, "{metric: m, points: 3}\n    baseline: {model: fitted}", "true")
+    verdict, _, v = decide(store, fitted_at, fitted)
+    assert verdict == "confirm", v.explanation  # type: ignore[attr-defined]
+    assert v.evidence.baseline_model == "statsmodels.stl"  # type: ignore[attr-defined]
+    # Before the fit, the window's points were judged by the streaming band only.
+    verdict, _, v = decide(store, streaming_at, fitted)
+    assert verdict == "inconclusive"
+    missing = v.trace[0].missing  # type: ignore[attr-defined]
+    assert missing is not None and "no point in the window was judged by a `fitted` baseline" in missing
+    assert "streaming." in missing
+    # The reverse: a rule that wants the streaming band reads nothing the fit judged...
+    streaming = pack(tmp_path, "{metric: m, points: 3}\n    baseline: {model: streaming}", "true")
+    assert decide(store, fitted_at, streaming)[0] == "inconclusive"
+    assert decide(store, streaming_at, streaming)[0] == "confirm"
+    # ...and a window across the hand-over reads only the points of the model asked for.
+    by_name = "{metric: m, points: 10}\n    baseline: {model: statsmodels.stl}"
+    assert decide(store, fitted_at, pack(tmp_path, by_name, "signal.samples == 10"))[0] == "confirm"
+    verdict, _, v = decide(store, fitted_at, pack(tmp_path, by_name, "baseline.expected == 10.0"))
+    assert verdict == "confirm", v.trace  # type: ignore[attr-defined]
+    # `auto` (the default) is whichever judged the points: the fit, for the last ones.
+    verdict, _, v = decide(store, fitted_at, pack(tmp_path, "{metric: m, points: 3}", "true"))
+    assert v.evidence.baseline_model == "statsmodels.stl"  # type: ignore[attr-defined]
+
+
+def test_baseline_k_sets_the_band_width_per_rule(tmp_path: Path) -> None:
+    store, at = hourly_store(noisy(100))
+    width = "abs((baseline.upper - baseline.expected) / baseline.sigma - {k}) < 1e-9"
+    wide = pack(tmp_path, "{metric: m, points: 3}\n    baseline: {k: 5}", width.format(k="5.0"))
+    assert decide(store, at, wide)[0] == "confirm"
+    default = pack(tmp_path, "{metric: m, points: 3}", width.format(k="3.0"))
+    assert decide(store, at, default)[0] == "confirm"
+    # Two rules reading the same signal with different widths each get their own band.
+    p = tmp_path / "two.yaml"
+    p.write_text(
+        "referee: 1\npack: p\nrules:\n"
+        "  - id: narrow\n    match: 'true'\n    signal: {metric: m, points: 3}\n"
+        "    baseline: {k: 1}\n    when: " + width.format(k="1.0") + "\n    then: confirm\n"
+        "  - id: wide\n    match: 'true'\n    signal: {metric: m, points: 3}\n"
+        "    baseline: {k: 6}\n    when: " + width.format(k="6.0") + "\n    then: confirm\n"
+    )
+    verdict, rule_ids, _ = decide(store, at, p)
+    assert verdict == "confirm" and rule_ids == ["narrow", "wide"]
+
+
+@pytest.mark.parametrize(
+    ("baseline", "message"),
+    [
+        ("{model: prophet}", "baseline: model must be one of auto, fitted, streaming"),
+        ("{k: 0}", "baseline: k must be a number of sigmas above 0, not `0`"),
+        ("{k: wide}", "baseline: k must be a number of sigmas above 0, not `wide`"),
+        ("{width: 3}", "width"),
+    ],
+)
+def test_bad_baseline_options_are_load_errors(tmp_path: Path, baseline: str, message: str) -> None:
+    with pytest.raises(RulePackError) as e:
+        load_rules([pack(tmp_path, "{metric: m}\n    baseline: " + baseline, "true")])
+    assert message in str(e.value)
+    assert f"{tmp_path / 'p.yaml'}:7:" in str(e.value)  # the `baseline` line

@@ -815,6 +815,8 @@ struct EvidenceKey {
     min_history: u64,
     points: Option<u64>,
     where_expr: Option<String>,
+    model: signal::ModelFilter,
+    band_k_bits: Option<u64>,
 }
 
 impl EvidenceKey {
@@ -827,6 +829,8 @@ impl EvidenceKey {
             min_history: spec.min_history,
             points: spec.points,
             where_expr: spec.where_expr.clone(),
+            model: spec.model.clone(),
+            band_k_bits: spec.band_k.map(f64::to_bits),
         }
     }
 }
@@ -880,6 +884,8 @@ mod tests {
                 min_history: 30,
                 points: None,
                 where_expr: None,
+                model: Default::default(),
+                band_k: None,
             }),
         }
     }

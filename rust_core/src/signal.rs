@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::baseline::erf;
+use crate::baseline::{erf, BandModel};
 use crate::store::{Series, SeriesStore};
 
 /// How the window's points are reduced to one observed value.
@@ -38,6 +38,60 @@ pub struct SignalSpec {
     /// series must satisfy; compiled and applied by `rules.rs`.
     #[serde(default, rename = "where")]
     pub where_expr: Option<String>,
+    /// `baseline.model`: which baselines may judge the window's points (default: any).
+    #[serde(default)]
+    pub model: ModelFilter,
+    /// `baseline.k`: the band's half-width in sigmas for this rule (default: the store's).
+    #[serde(default)]
+    pub band_k: Option<f64>,
+}
+
+/// `baseline.model` in a rule: the baselines whose judgement of a point the rule accepts.
+/// Each point is judged when it arrives, by a fresh fitted band when the series has one and by
+/// the streaming band otherwise; a rule that needs one kind reads only the points it judged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(from = "String")]
+pub enum ModelFilter {
+    /// Whichever baseline judged each point (`auto`).
+    #[default]
+    Any,
+    /// A fitted seasonal model (`fitted`: `statsmodels.*`).
+    Fitted,
+    /// The streaming baseline (`streaming`: `streaming.*`).
+    Streaming,
+    /// One model by name, e.g. `statsmodels.stl` or `streaming.hour_of_day`.
+    Named(String),
+}
+
+impl From<String> for ModelFilter {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "" | "auto" => ModelFilter::Any,
+            "fitted" => ModelFilter::Fitted,
+            "streaming" => ModelFilter::Streaming,
+            _ => ModelFilter::Named(s),
+        }
+    }
+}
+
+impl ModelFilter {
+    pub fn accepts(&self, model: BandModel) -> bool {
+        match self {
+            ModelFilter::Any => true,
+            ModelFilter::Fitted => matches!(model, BandModel::Fitted(_)),
+            ModelFilter::Streaming => !matches!(model, BandModel::Fitted(_)),
+            ModelFilter::Named(name) => model.name() == name,
+        }
+    }
+
+    fn describe(&self) -> &str {
+        match self {
+            ModelFilter::Any => "auto",
+            ModelFilter::Fitted => "fitted",
+            ModelFilter::Streaming => "streaming",
+            ModelFilter::Named(name) => name,
+        }
+    }
 }
 
 fn default_statistic() -> String {
@@ -122,7 +176,15 @@ pub struct BaselineView {
 pub enum Missing {
     NoSeries,
     NoPointsInWindow,
-    HistoryTooShort { have: u64, need: u64 },
+    HistoryTooShort {
+        have: u64,
+        need: u64,
+    },
+    /// Points were judged, but none by the kind of baseline the rule asks for.
+    ModelUnavailable {
+        want: String,
+        have: String,
+    },
 }
 
 impl std::fmt::Display for Missing {
@@ -133,6 +195,10 @@ impl std::fmt::Display for Missing {
             Missing::HistoryTooShort { have, need } => {
                 write!(f, "baseline history too short ({have} of {need} points)")
             }
+            Missing::ModelUnavailable { want, have } => write!(
+                f,
+                "no point in the window was judged by a `{want}` baseline (they were judged by {have})"
+            ),
         }
     }
 }
@@ -161,7 +227,12 @@ pub fn read_where(
         .find(|s| accept(s))
         .ok_or(Missing::NoSeries)?;
     store.touch(series);
-    window(series, spec, at_ms, store.config.baseline.band_k)
+    window(
+        series,
+        spec,
+        at_ms,
+        spec.band_k.unwrap_or(store.config.baseline.band_k),
+    )
 }
 
 fn window(
@@ -226,11 +297,27 @@ fn window(
             need: spec.min_history,
         });
     }
-    let judged: Vec<_> = points.iter().filter(|s| s.model.is_some()).collect();
+    let judged: Vec<_> = points
+        .iter()
+        .filter(|s| s.model.is_some_and(|m| spec.model.accepts(m)))
+        .collect();
     if judged.is_empty() {
-        return Err(Missing::HistoryTooShort {
-            have: history,
-            need: spec.min_history,
+        let mut have: Vec<&str> = points
+            .iter()
+            .filter_map(|s| s.model)
+            .map(|m| m.name())
+            .collect();
+        if have.is_empty() {
+            return Err(Missing::HistoryTooShort {
+                have: history,
+                need: spec.min_history,
+            });
+        }
+        have.sort_unstable();
+        have.dedup();
+        return Err(Missing::ModelUnavailable {
+            want: spec.model.describe().to_string(),
+            have: have.join(", "),
         });
     }
     let m = judged.len() as f64;
@@ -337,6 +424,8 @@ mod tests {
             min_history: 30,
             points: None,
             where_expr: None,
+            model: Default::default(),
+            band_k: None,
         }
     }
 

@@ -109,7 +109,23 @@ _SIGNAL: dict[str, Any] = {
         ),
     },
 }
-_BASELINE: dict[str, Any] = {"min_history": {"type": "integer", "minimum": 0}}
+_BASELINE: dict[str, Any] = {
+    "model": {
+        "enum": list(rp.BASELINE_MODELS),
+        "default": "auto",
+        "description": (
+            "Which baselines may judge the window's points: auto (whichever did), fitted "
+            "(statsmodels.*), streaming (streaming.*) or one model by name."
+        ),
+    },
+    "k": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "maximum": 100,
+        "description": "The band's half-width in sigmas for this rule (baseline.lower/upper).",
+    },
+    "min_history": {"type": "integer", "minimum": 0},
+}
 _EXCEPTION: dict[str, Any] = {"name": {"type": "string", "pattern": rp._ID.pattern}, "when": _CEL}
 
 

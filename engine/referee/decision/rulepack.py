@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,7 +57,20 @@ RULE_FIELDS = {
 }
 EXCEPTION_FIELDS = {"name", "when"}
 SIGNAL_FIELDS = {"metric", "statistic", "window", "points", "agg", "optional", "where"}
-BASELINE_FIELDS = {"min_history"}
+BASELINE_FIELDS = {"model", "k", "min_history"}
+#: `baseline.model`: `auto` (whichever baseline judged each point), a family, or one model.
+BASELINE_MODELS = (
+    "auto",
+    "fitted",
+    "streaming",
+    "streaming.hour_of_day",
+    "streaming.hour_of_week",
+    "streaming.median_mad",
+    "statsmodels.stl",
+    "statsmodels.mstl",
+    "statsmodels.unobserved_components",
+    "statsmodels.sarimax_fourier",
+)
 EFFECT_FIELDS = {"verdict", "reason"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -665,6 +679,22 @@ class _PackReader:
                     out["min_history"] = int(self.scalar(b["min_history"][1], "min_history") or "")
                 except ValueError:
                     self.error(b["min_history"][1], "baseline: min_history must be an integer")
+            if "model" in b:
+                model = self.scalar(b["model"][1], "model")
+                if model not in BASELINE_MODELS:
+                    self.error(b["model"][1], f"baseline: model must be one of {', '.join(BASELINE_MODELS)}")
+                elif model != "auto":
+                    out["model"] = model
+            if "k" in b:
+                text = self.scalar(b["k"][1], "k") or ""
+                try:
+                    k = float(text)
+                except ValueError:
+                    k = math.nan
+                if not (math.isfinite(k) and 0 < k <= 100):
+                    self.error(b["k"][1], f"baseline: k must be a number of sigmas above 0, not `{text}`")
+                else:
+                    out["band_k"] = k
         return out
 
 
