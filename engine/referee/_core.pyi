@@ -63,6 +63,8 @@ class SeriesStore:
         self, metric: str, statistic: str, attributes: dict[str, str]
     ) -> list[tuple[int, float, float, float, float, float]]:
         """Recent samples of one series: (ts_ms, value, expected, lower, upper, score)."""
+    def busy(self) -> bool:
+        """True while another thread holds the store (an ingest, a flush, a fit)."""
     def stats(self) -> dict[str, int]:
         """Store-wide counters."""
     def set_band(self, metric: str, statistic: str, attributes: dict[str, str], artifact_json: str) -> None:

@@ -336,6 +336,12 @@ impl PySeriesStore {
             .unwrap_or_default())
     }
 
+    /// True while another thread holds the store (an ingest, a flush, a fit). A caller on an
+    /// event loop then hands its work to a thread rather than wait there.
+    fn busy(&self) -> bool {
+        self.state.try_lock().is_err()
+    }
+
     /// Store-wide counters.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let guard = self.state.lock().map_err(poisoned)?;

@@ -169,6 +169,8 @@ def _strip_comments(script: str) -> str:
 class PgVerdictStore(VerdictStore):
     """``VerdictStore`` on PostgreSQL; see the module docstring for what differs."""
 
+    local = False  # every statement is a network round trip
+
     def __init__(self, url: str) -> None:
         self._url = url
         super().__init__(url)

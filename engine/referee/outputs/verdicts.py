@@ -138,6 +138,9 @@ class WalCheckpointer:
 class VerdictStore:
     """Thread-safe access to the SQLite database (one connection, serialised)."""
 
+    #: Commits are local and short (no network round trip): see ``Runtime.can_decide_inline``.
+    local = True
+
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._conn = self._connect()
@@ -169,6 +172,10 @@ class VerdictStore:
             self._checkpointer.stop()
         with self._lock:
             self._conn.close()
+
+    def busy(self) -> bool:
+        """True while another thread is using the connection."""
+        return self._lock.locked()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -136,7 +136,10 @@ def build_app(runtime: Runtime) -> Starlette:
         suggestion = await read_suggestion(request)
         if isinstance(suggestion, Response):
             return suggestion
-        verdict, new = await run_in_threadpool(runtime.submit, suggestion)
+        if runtime.can_decide_inline():
+            verdict, new = runtime.submit(suggestion)
+        else:
+            verdict, new = await run_in_threadpool(runtime.submit, suggestion)
         return Response(verdict.model_dump_json(), 201 if new else 200, media_type="application/json")
 
     async def explain(request: Request) -> Response:
