@@ -258,3 +258,55 @@ def test_otlp_json_lines(tmp_path: Path) -> None:
     assert "queue.depth" in name and "otel-svc" in name
     rows = _scores(tmp_path / "out" / "scores" / f"{name}.csv")
     assert len(rows) == 100 and rows[-1]["expected"] != ""
+
+
+def test_replay_fits_seasonal_bands_like_serve(tmp_path: Path) -> None:
+    """A series decisions read is fitted on the data's clock (statsmodels, as serve's fitter
+    does) and later points are judged by the fitted band; --no-fits keeps the streaming band.
+    Deterministic with fits too."""
+    from tests.test_seasonal import STEP_MS, profile
+
+    pack = tmp_path / "anomaly.yaml"
+    pack.write_text(ANOMALY_PACK)
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    series = tmp_path / "web.csv"
+    lines = ["timestamp,value"]
+    rnd = iter(itertools.cycle([0.7, -1.3, 0.2, 1.1, -0.4, -0.9, 1.6, -0.1]))
+    for i in range(6 * 288):  # six days of five-minute points
+        t = start + timedelta(milliseconds=i * STEP_MS)
+        lines.append(f"{t.strftime('%Y-%m-%d %H:%M:%S')},{profile(int(t.timestamp() * 1000)) + next(rnd)}")
+    series.write_text("\n".join(lines) + "\n")
+    sugg = tmp_path / "s.jsonl"
+    # The first decision (day 1) touches the series; from day 3 (the fitter's minimum history)
+    # it is fitted once a day; the second decision (day 5) reads points the fit judged.
+    sugg.write_text(
+        _suggestion(1, start + timedelta(days=1), "web")
+        + "\n"
+        + _suggestion(2, start + timedelta(days=5), "web")
+        + "\n"
+    )
+    settings = _settings(tmp_path, pack)
+    settings.baselines.refit_every = settings.baselines.horizon = 86_400.0  # a few fits, not 50
+    fitted = replay([series], tmp_path / "fits", settings, sugg)
+    plain = replay([series], tmp_path / "plain", settings, sugg, fits=False)
+    first, second = fitted.verdicts
+    assert first.evidence.baseline_model is not None and first.evidence.baseline_model.startswith(
+        "streaming."
+    )
+    assert second.evidence.baseline_model is not None and second.evidence.baseline_model.startswith(
+        "statsmodels."
+    ), second.explanation
+    assert second.evidence.baseline_freshness_s is not None and second.evidence.baseline_freshness_s <= 86_400
+    assert all(v.evidence.baseline_model.startswith("streaming.") for v in plain.verdicts)  # type: ignore[union-attr]
+    # The scores after the fit differ; before the first decision they are the same.
+    fits_rows = [repr(r) for r in fitted.series["web"]]  # repr: NaN (no band yet) equals itself
+    plain_rows = [repr(r) for r in plain.series["web"]]
+    touched = int((start + timedelta(days=1)).timestamp() * 1000)
+    n_before = sum(1 for r in fitted.series["web"] if r[0] <= touched)
+    assert fits_rows[:n_before] == plain_rows[:n_before]
+    assert fits_rows[n_before:] != plain_rows[n_before:]
+    again = replay([series], tmp_path / "again", settings, sugg)
+    assert (tmp_path / "again" / "verdicts.jsonl").read_bytes() == (
+        tmp_path / "fits" / "verdicts.jsonl"
+    ).read_bytes()
+    assert [repr(r) for r in again.series["web"]] == fits_rows

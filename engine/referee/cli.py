@@ -238,6 +238,14 @@ def replay(
         list[str] | None,
         typer.Option(help="KEY=VALUE for CSV files without attribute columns (repeatable)."),
     ] = None,
+    fits: Annotated[
+        bool,
+        typer.Option(
+            help="Seasonal (statsmodels) fits of the series decisions read, refitted every "
+            "baselines.refit_every of the data's time, as serve does; --no-fits keeps the "
+            "streaming baselines only."
+        ),
+    ] = True,
     config: ConfigOpt = None,
 ) -> None:
     """Replay series and suggestions through the same rules and baselines as `serve`.
@@ -258,7 +266,7 @@ def replay(
         attrs[key] = value
     settings = Settings.load(config, rules=rules or None)
     try:
-        result = run_replay(series, out, settings, suggestions, metric, attrs, progress=True)
+        result = run_replay(series, out, settings, suggestions, metric, attrs, progress=True, fits=fits)
     except (ReplayError, RulePackError) as e:
         Console(stderr=True).print(f"[red]replay failed:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -26,6 +27,7 @@ from referee.decision.engine import Decider
 from referee.decision.rulepack import LoadedRules, load_rules
 from referee.models import Suggestion, Verdict
 from referee.state import open_store
+from referee.state.seasonal import SeasonalFitter
 
 _NS = uuid.UUID("6f0c8f3e-5b7d-4d35-9f61-0d7f6a0e5e21")
 _TS_RE = re.compile(rb'"timeUnixNano"\s*:\s*"?(\d+)')
@@ -160,14 +162,35 @@ class ReplayResult:
 
 
 class Replayer:
-    """Feeds series and suggestions through one store and one Decider in time order."""
+    """Feeds series and suggestions through one store and one Decider in time order.
 
-    def __init__(self, settings: Settings, rules: LoadedRules | None = None) -> None:
+    Seasonal fits run as in ``referee serve`` (``referee.state.seasonal``), on the data's
+    clock: the series decisions read are fitted a minute (of data) after the decision and
+    refitted every ``baselines.refit_every``, each fit seeing only the data up to then. Two
+    differences keep replays fast and repeatable: the fitter steps only within a band's
+    ``horizon`` before each decision (an older fit cannot judge the points a decision reads;
+    points far from any decision keep their streaming judgement), and each step fits everything
+    due, with no CPU budget, so the result does not depend on the machine's speed.
+    ``fits=False`` (or ``baselines.fit_budget_s_per_min: 0``) keeps the streaming baselines
+    only, as serve then does.
+    """
+
+    def __init__(self, settings: Settings, rules: LoadedRules | None = None, fits: bool = True) -> None:
         self.settings = settings
         self.store: _core.SeriesStore = open_store(settings)
         self.rules = rules or load_rules(settings.rules, settings.min_history)
         self.decider = Decider(self.store, self.rules)
         self.chunk = max(1, settings.ring_capacity)
+        self._now_ms = 0
+        self.fitter: SeasonalFitter | None = None
+        if fits and settings.baselines.fit_budget_s_per_min > 0:
+            self.fitter = SeasonalFitter.from_settings(
+                self.store, settings, clock=lambda: self._now_ms / 1000
+            )
+            self.fitter.budget = math.inf
+        self._refit_ms = int(settings.baselines.refit_every * 1000)
+        self._horizon_ms = int(settings.baselines.horizon * 1000)
+        self._next_step_ms: int | None = None
 
     def _advance_csv(self, s: CsvSeries, until_ms: int | None) -> int:
         """Ingests the series' points up to ``until_ms`` (all if None); returns how many."""
@@ -181,6 +204,8 @@ class Replayer:
             stop = min(end, pos + self.chunk)
             self.store.ingest_points(s.metric, "value", s.attributes, s.ts_ms[pos:stop], s.values[pos:stop])
             self._collect(s)
+            if self.fitter is not None:
+                self.fitter.poll()  # before the ring wraps
             pos = stop
         s.cursor = end
         return end - start
@@ -201,6 +226,8 @@ class Replayer:
                 raise ReplayError(f"{f.path}:{f.cursor + 1}: {e}") from None
             f.cursor += 1
             self._collect_otlp(f, otlp_rows)
+            if self.fitter is not None:
+                self.fitter.poll()
         return f.cursor - start
 
     def _collect_otlp(self, f: OtlpFile, otlp_rows: dict[str, CsvSeries]) -> None:
@@ -230,21 +257,41 @@ class Replayer:
     ) -> ReplayResult:
         tick = progress or (lambda _n: None)
         otlp_rows: dict[str, CsvSeries] = {}
+
+        def advance(until: int | None) -> None:
+            for s in csv_series:
+                tick(self._advance_csv(s, until))
+            for f in otlp_files:
+                tick(self._advance_otlp(f, until, otlp_rows))
+
+        def advance_with_fits(until: int) -> None:
+            """Data up to ``until`` (a decision's time), stopping on the way for the fitter's
+            steps that can matter to it: those less than a band's horizon before it."""
+            if self.fitter is not None:
+                first = -(-(until - self._horizon_ms) // self._refit_ms) * self._refit_ms  # ceil
+                steps = set(range(first, until + 1, self._refit_ms))
+                if self._next_step_ms is not None and until - self._horizon_ms <= self._next_step_ms <= until:
+                    steps.add(self._next_step_ms)  # a minute after the previous decision
+                for step_at in sorted(t for t in steps if t > self._now_ms):
+                    advance(step_at)
+                    self._now_ms = step_at
+                    self.fitter.step()
+            advance(until)
+
         order = sorted(range(len(suggestions)), key=lambda i: (suggestions[i].created_at, i))
         verdicts: list[Verdict] = []
         for i in order:
             sug = suggestions[i]
             at = to_ms(sug.created_at)
-            for s in csv_series:
-                tick(self._advance_csv(s, at))
-            for f in otlp_files:
-                tick(self._advance_otlp(f, at, otlp_rows))
-            verdicts.append(deterministic(self.decider.decide(sug), sug))
+            advance_with_fits(at)
+            self._now_ms = at
+            verdict = deterministic(self.decider.decide(sug), sug)
+            verdicts.append(verdict)
+            if self.fitter is not None:
+                self.fitter.note_verdict(verdict)  # a confirmed incident is never fitted
+                self._next_step_ms = at + 60_000  # serve's fitter passes once a minute
             tick(1)
-        for s in csv_series:
-            tick(self._advance_csv(s, None))
-        for f in otlp_files:
-            tick(self._advance_otlp(f, None, otlp_rows))
+        advance(None)
         series = {s.name: s.rows for s in csv_series}
         for s in otlp_rows.values():
             series[s.name] = s.rows
@@ -283,6 +330,7 @@ def replay(
     metric: str = "value",
     attributes: dict[str, str] | None = None,
     progress: bool = False,
+    fits: bool = True,
 ) -> ReplayResult:
     """Reads the inputs, replays them and writes ``out/verdicts.jsonl`` and ``out/scores/``."""
     csv_series: list[CsvSeries] = []
@@ -299,7 +347,7 @@ def replay(
     if dupes:
         raise ReplayError(f"two series files share the stem {dupes[0]!r}; rename one")
     suggestions = read_suggestions(suggestions_path) if suggestions_path else []
-    replayer = Replayer(settings)
+    replayer = Replayer(settings, fits=fits)
     total = sum(len(s.ts_ms) for s in csv_series) + sum(len(f.lines) for f in otlp_files) + len(suggestions)
     if progress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn

@@ -219,7 +219,9 @@ class SeasonalFitter:
         self.fit_cpu_s = 0.0
 
     @classmethod
-    def from_settings(cls, store: _core.SeriesStore, settings: Settings) -> SeasonalFitter:
+    def from_settings(
+        cls, store: _core.SeriesStore, settings: Settings, clock: Callable[[], float] = time.time
+    ) -> SeasonalFitter:
         b = settings.baselines
         return cls(
             store,
@@ -227,6 +229,7 @@ class SeasonalFitter:
             horizon_s=int(b.horizon),
             refit_every_s=b.refit_every,
             fit_budget_s_per_min=b.fit_budget_s_per_min,
+            clock=clock,
         )
 
     def exclude(
