@@ -197,3 +197,44 @@ def test_baselines_settings() -> None:
         Settings.load(None, env={"REFEREE_BASELINES": "{budget: 1}"})
     with pytest.raises(ValueError, match=r"baselines\.fit_step"):
         Settings.load(None, env={"REFEREE_BASELINES": "{fit_step: 7m}"})
+
+
+@pytest.mark.parametrize(("every_min", "bucket_min"), [(5, 5), (30, 30), (60, 60), (45, 60)])
+def test_a_coarsely_sampled_series_is_fitted_on_a_grid_of_its_own_spacing(
+    decider: Decider, every_min: int, bucket_min: int
+) -> None:
+    """A series scraped every 30 or 60 minutes would leave most five-minute buckets empty and
+    never be fitted; its buckets are as wide as its spacing (the next width dividing a day)."""
+    store = _core.SeriesStore(ring_capacity=4096)
+    decider.store = store
+    rng = random.Random(every_min)
+    ts = [START + i * every_min * 60_000 for i in range(5 * 1440 // every_min)]
+    store.ingest_points(
+        "load", "value", {"service.name": "coarse"}, ts, [profile(t) + rng.gauss(0, 2) for t in ts]
+    )
+    decider.decide(_suggestion("coarse", ts[-1]))  # reads the series: it is now fitted
+    fitter = SeasonalFitter(store, clock=lambda: ts[-1] / 1000)
+    assert fitter.step() == 1
+    (history,) = fitter.histories.values()
+    assert history.step_ms == bucket_min * 60_000
+    assert history.last_error is None, history.last_error
+    artifact = json.loads(store.baseline_info("load", "value", {"service.name": "coarse"}) or "{}")[
+        "artifact"
+    ]
+    assert artifact["model"] == "statsmodels.stl" and artifact["step_ms"] == bucket_min * 60_000
+
+
+def test_a_series_sampled_more_coarsely_than_six_hours_is_not_fitted(decider: Decider) -> None:
+    store = _core.SeriesStore(ring_capacity=4096)
+    decider.store = store
+    ts = [START + i * 12 * 3_600_000 for i in range(40)]
+    store.ingest_points("load", "value", {"service.name": "daily"}, ts, [profile(t) for t in ts])
+    decider.decide(_suggestion("daily", ts[-1]))
+    fitter = SeasonalFitter(store, clock=lambda: ts[-1] / 1000)
+    fitter.step()
+    (history,) = fitter.histories.values()
+    assert history.last_error == "sampled too coarsely to fit a daily season"
+    assert (
+        json.loads(store.baseline_info("load", "value", {"service.name": "daily"}) or "{}")["artifact"]
+        is None
+    )

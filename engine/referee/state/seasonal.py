@@ -41,6 +41,9 @@ log = logging.getLogger("referee.seasonal")
 
 SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
 DAY_S = 86_400
+#: Bucket widths that divide a day, up to six hours (four points a day: STL needs a period of
+#: at least two, and a coarser series says little about its daily season).
+BUCKET_WIDTHS_S = (60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 14400, 21600)
 
 
 def key_of(metric: str, statistic: str, attributes: dict[str, str]) -> SeriesKey:
@@ -205,8 +208,8 @@ class SeasonalFitter:
             raise ValueError("baselines.fit_step_s: must divide a day")
         self.store = store
         self.step_s = step_s
-        self.keep_buckets = int(history_days * DAY_S / step_s)
-        self.horizon = max(1, horizon_s // step_s)
+        self.history_days = history_days
+        self.horizon_s = horizon_s
         self.refit_every_s = refit_every_s
         self.budget = fit_budget_s_per_min
         self.min_periods = min_periods
@@ -263,17 +266,31 @@ class SeasonalFitter:
             if m == metric and st == statistic and set(subject) <= have
         ]
 
+    def bucket_s(self, ts_ms: list[int]) -> int:
+        """The bucket width for a series sampled at ``ts_ms``: ``fit_step``, or for a series
+        sampled more coarsely (every 30 minutes, hourly) the smallest width dividing a day that
+        holds a point each, so its grid is not mostly empty."""
+        deltas = sorted(b - a for a, b in zip(ts_ms, ts_ms[1:], strict=False) if b > a)
+        spacing_s = deltas[len(deltas) // 2] / 1000 if deltas else 0.0
+        for width in BUCKET_WIDTHS_S:
+            if width >= self.step_s and width >= 0.99 * spacing_s:
+                return width
+        return BUCKET_WIDTHS_S[-1] * 2  # coarser than the widest: see ``fit_one``
+
     def poll(self) -> None:
         """Picks up newly touched series and appends new points of every tracked one."""
         with self._lock:
             for metric, statistic, attrs in self.store.take_touched():
-                self.histories.setdefault(key_of(metric, statistic, attrs), History(self.step_s * 1000))
+                key = key_of(metric, statistic, attrs)
+                if key not in self.histories:
+                    ts = [row[0] for row in self.store.samples(metric, statistic, attrs)]
+                    self.histories[key] = History(self.bucket_s(ts) * 1000)
             for (m, st, pairs), h in self.histories.items():
                 for ts, value, expected, *_ in self.store.samples(m, st, dict(pairs)):
                     if ts > h.last_seen_ms:
                         h.add(ts, value, expected)
                         h.last_seen_ms = ts
-                h.trim(self.keep_buckets)
+                h.trim(int(self.history_days * DAY_S * 1000 / h.step_ms))
 
     def fit_one(self, key: SeriesKey, now_ms: int) -> str | None:
         """Fits one series and hands the band to Rust; returns the model used, or None."""
@@ -283,12 +300,16 @@ class SeasonalFitter:
                 return None
             h.excluded = self._excluded_for(key)
             first, values, expected = h.arrays()
-        result = fit_series(values, expected, self.step_s, self.horizon, self.min_periods)
         h.fitted_at_ms = now_ms
+        step_ms = h.step_ms
+        if step_ms > BUCKET_WIDTHS_S[-1] * 1000:
+            h.last_error = "sampled too coarsely to fit a daily season"
+            return None
+        horizon = max(1, self.horizon_s * 1000 // step_ms)
+        result = fit_series(values, expected, step_ms // 1000, horizon, self.min_periods)
         if result is None:
             h.last_error = "history too short"
             return None
-        step_ms = self.step_s * 1000
         anchor = (first + len(values)) * step_ms
         artifact = {
             "version": h.version + 1,
@@ -297,7 +318,7 @@ class SeasonalFitter:
             "step_ms": step_ms,
             "expected": [float(x) for x in result.expected],
             "sigma": [float(x) for x in result.sigma],
-            "valid_until_ms": anchor + self.horizon * step_ms,
+            "valid_until_ms": anchor + horizon * step_ms,
             "fitted_at_ms": now_ms,
             "backtest_mae": result.backtest_mae,
             "streaming_mae": result.streaming_mae,
