@@ -283,8 +283,8 @@ class SeasonalFitter:
             for metric, statistic, attrs in self.store.take_touched():
                 key = key_of(metric, statistic, attrs)
                 if key not in self.histories:
-                    ts = [row[0] for row in self.store.samples(metric, statistic, attrs)]
-                    self.histories[key] = History(self.bucket_s(ts) * 1000)
+                    stamps = [row[0] for row in self.store.samples(metric, statistic, attrs)]
+                    self.histories[key] = History(self.bucket_s(stamps) * 1000)
             for (m, st, pairs), h in self.histories.items():
                 for ts, value, expected, *_ in self.store.samples(m, st, dict(pairs)):
                     if ts > h.last_seen_ms:
