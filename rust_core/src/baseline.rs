@@ -86,7 +86,7 @@ impl Default for BaselineConfig {
             episode_points: 288,
             shift_points: 12,
             shift_weight: 2.0,
-            novelty_boost: 3.0,
+            novelty_boost: 3.5,
             gap_s: 6.0 * 3600.0,
             gap_reset_s: 24.0 * 3600.0,
             sketch_alpha: 0.01,
