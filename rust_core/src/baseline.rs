@@ -641,8 +641,7 @@ impl StreamingBaseline {
         history: Option<&mut dyn Iterator<Item = f32>>,
         cfg: &BaselineConfig,
     ) {
-        let novel = self.range.is_novel(value);
-        self.range.add(value);
+        let novel = self.range.observe(value);
         self.last_score = match judged {
             Some(b) => {
                 let z = b.z(value);

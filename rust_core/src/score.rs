@@ -15,9 +15,9 @@
 //! The range costs 8 bytes per series and lives in the hot state, not in the lazily allocated
 //! part: the score must not depend on whether a rule happened to read the series earlier.
 
-/// The all-time range of a series' values, in single precision (8 bytes; NaN while empty).
-/// Single precision is enough: a value counts as novel only if it is beyond the range after
-/// rounding, and the rounding (about 6e-8 relative) is far below any deviation that matters.
+/// The all-time range of a series' values, in single precision (8 bytes). Single precision is
+/// enough: a value counts as novel only if it is beyond the range after rounding, and the
+/// rounding (about 6e-8 relative) is far below any deviation that matters.
 #[derive(Debug, Clone, Copy)]
 pub struct Range {
     lo: f32,
@@ -25,35 +25,29 @@ pub struct Range {
 }
 
 impl Default for Range {
+    /// Empty: `lo > hi`, so the first value is novel (it has no band to score against anyway).
     fn default() -> Self {
         Range {
-            lo: f32::NAN,
-            hi: f32::NAN,
+            lo: f32::INFINITY,
+            hi: f32::NEG_INFINITY,
         }
     }
 }
 
 impl Range {
-    /// Whether `x` lies strictly outside every value seen so far (false while nothing was
-    /// seen, and for non-finite values).
-    pub fn is_novel(&self, x: f64) -> bool {
-        let x = x as f32;
-        // NaN bounds (empty range) or a NaN x compare false.
-        x > self.hi || x < self.lo
-    }
-
-    /// Widens the range to include `x` (non-finite values are ignored).
-    pub fn add(&mut self, x: f64) {
+    /// Whether `x` lies strictly outside every value seen so far, then widens the range to
+    /// include it. Non-finite values are neither novel nor kept (the store rejects them).
+    pub fn observe(&mut self, x: f64) -> bool {
         let x = x as f32;
         if !x.is_finite() {
-            return;
+            return false;
         }
-        if self.lo.is_nan() {
-            (self.lo, self.hi) = (x, x);
-        } else {
+        let novel = x > self.hi || x < self.lo;
+        if novel {
             self.lo = self.lo.min(x);
             self.hi = self.hi.max(x);
         }
+        novel
     }
 }
 
@@ -101,16 +95,17 @@ mod tests {
     #[test]
     fn range_tracks_the_extremes_and_flags_only_strict_novelty() {
         let mut r = Range::default();
-        assert!(!r.is_novel(5.0), "nothing is novel before any value");
-        for x in [3.0, 7.0, 5.0] {
-            r.add(x);
-        }
-        assert!(!r.is_novel(3.0) && !r.is_novel(7.0) && !r.is_novel(4.0));
-        assert!(r.is_novel(7.5) && r.is_novel(2.9));
-        r.add(f64::NAN);
-        r.add(f64::INFINITY);
-        assert!(r.is_novel(8.0), "non-finite values do not widen the range");
-        assert!(!r.is_novel(f64::NAN));
+        let seen: Vec<bool> = [5.0, 3.0, 7.0, 5.0, 3.0, 7.0, 4.0, 7.5, 2.9]
+            .iter()
+            .map(|x| r.observe(*x))
+            .collect();
+        assert_eq!(
+            seen,
+            [true, true, true, false, false, false, false, true, true]
+        );
+        assert!(!r.observe(f64::NAN) && !r.observe(f64::INFINITY));
+        assert!(r.observe(8.0), "non-finite values do not widen the range");
+        assert!(!r.observe(8.0), "and a repeat of the maximum is not novel");
     }
 
     #[test]
