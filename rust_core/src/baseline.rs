@@ -12,7 +12,8 @@
 //! * fast and slow EWMA mean/variance (the slow variance floors the MAD scale);
 //! * for series that rules read, a DDSketch of the learned values (quantiles).
 //!
-//! Each point also gets a causal anomaly score (see `update_with_band` and `episode_score`).
+//! Each point also gets a causal anomaly score (see `score.rs`, `update_with_band` and
+//! `episode_score`).
 //! The whole state stays under 1 KiB per series (a test checks it).
 //!
 //! Points far outside the band update the estimators with a value clipped to the band edge,
