@@ -4,7 +4,7 @@ Each NAB file is replayed once (no suggestions) to get the band every point was 
 arrival; the candidates are then computed in numpy from those bands, causally (each point uses
 only earlier points). The first candidate reproduces the Rust score, so the others are compared
 on equal terms. Constants are chosen on half A (bench/quality.py's split) and checked on half B;
-results and the proposed algorithm are in docs/baselines.md ("Proposed score").
+results and the chosen algorithm are in docs/baselines.md ("How the score was chosen").
 """
 
 from __future__ import annotations
@@ -72,15 +72,30 @@ def two_block_episode(raw: np.ndarray, block: int) -> np.ndarray:
     return out
 
 
+def novel(values: np.ndarray) -> np.ndarray:
+    """Whether each value lies strictly outside the range of every earlier value (as f32, like Rust)."""
+    v = values.astype(np.float32)
+    hi = np.maximum.accumulate(v)
+    lo = np.minimum.accumulate(v)
+    out = np.zeros(len(v), dtype=bool)
+    out[1:] = (v[1:] > hi[:-1]) | (v[1:] < lo[:-1])
+    return out
+
+
 def candidate(
-    episode: Callable[[np.ndarray], np.ndarray], shift_k: int = 0, shift_c: float = 0.0
+    episode: Callable[[np.ndarray], np.ndarray], shift_k: int = 0, shift_c: float = 0.0, boost: float = 1.0
 ) -> Callable[[Rows], np.ndarray]:
     def score(rows: Rows) -> np.ndarray:
         z = z_of(rows)
         a = np.abs(z)
         if shift_c > 0:
-            a = np.maximum(a, shift_c * np.abs(trailing_mean(z, shift_k)))
-        return episode(a / (a + BAND_K))
+            # Rust keeps the last z in tenths of sigma, clipped to ±12.7.
+            zq = np.clip(np.round(z * 10) / 10, -12.7, 12.7)
+            a = np.maximum(a, shift_c * np.abs(trailing_mean(zq, shift_k)))
+        if boost != 1.0:
+            a = a * np.where(novel(np.array([r[1] for r in rows])), boost, 1.0)
+        has_band = np.isfinite(np.array([r[2] for r in rows]))
+        return episode(np.where(has_band, a / (a + BAND_K), 0.0))
 
     return score
 
@@ -88,8 +103,12 @@ def candidate(
 CANDIDATES: dict[str, Callable[[Rows], np.ndarray]] = {
     "current (two blocks of 144)": candidate(lambda r: two_block_episode(r, 144)),
     "exact 288": candidate(lambda r: exact_episode(r, 288)),
-    "exact 288 + 12-point shift x2 (proposed)": candidate(lambda r: exact_episode(r, 288), 12, 2.0),
+    "exact 288 + 12-point shift x2 (previous)": candidate(lambda r: exact_episode(r, 288), 12, 2.0),
     "two blocks of 144 + 12-point shift x2": candidate(lambda r: two_block_episode(r, 144), 12, 2.0),
+    **{
+        f"exact 288 + shift x2 + novelty x{b:g}": candidate(lambda r: exact_episode(r, 288), 12, 2.0, b)
+        for b in (2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0)
+    },
 }
 
 

@@ -12,7 +12,8 @@
 //! * fast and slow EWMA mean/variance (the slow variance floors the MAD scale);
 //! * for series that rules read, a DDSketch of the learned values (quantiles).
 //!
-//! Each point also gets a causal anomaly score (see `update_with_band` and `episode_score`).
+//! Each point also gets a causal anomaly score (see `score.rs`, `update_with_band` and
+//! `episode_score`).
 //! The whole state stays under 1 KiB per series (a test checks it).
 //!
 //! Points far outside the band update the estimators with a value clipped to the band edge,
@@ -58,6 +59,9 @@ pub struct BaselineConfig {
     /// `max(|z|, shift_weight * |mean z|)`, so a shift held for a while scores like a spike.
     pub shift_points: usize,
     pub shift_weight: f64,
+    /// A point outside the series' all-time range counts `novelty_boost` times its
+    /// `max(|z|, shift term)` (see `score.rs`).
+    pub novelty_boost: f64,
     /// A gap longer than this is counted.
     pub gap_s: f64,
     /// A gap longer than this resets the short-memory estimators (median window, fast EWMA,
@@ -83,6 +87,7 @@ impl Default for BaselineConfig {
             episode_points: 288,
             shift_points: 12,
             shift_weight: 2.0,
+            novelty_boost: 3.5,
             gap_s: 6.0 * 3600.0,
             gap_reset_s: 24.0 * 3600.0,
             sketch_alpha: 0.01,
@@ -433,6 +438,8 @@ pub struct StreamingBaseline {
     recent_z: [i8; RECENT_Z],
     recent_pos: u8,
     recent_n: u8,
+    /// All-time range of the values, for the novelty term of the score (never reset).
+    range: crate::score::Range,
     /// Anomaly score of the last point added (0 before it had a band).
     pub last_score: f64,
     /// Gaps longer than `gap_s`, and those longer than `gap_reset_s` (which reset).
@@ -460,6 +467,7 @@ impl StreamingBaseline {
             recent_z: [0; RECENT_Z],
             recent_pos: 0,
             recent_n: 0,
+            range: crate::score::Range::default(),
             last_score: 0.0,
             gaps: 0,
             resets: 0,
@@ -634,6 +642,7 @@ impl StreamingBaseline {
         history: Option<&mut dyn Iterator<Item = f32>>,
         cfg: &BaselineConfig,
     ) {
+        let novel = self.range.observe(value);
         self.last_score = match judged {
             Some(b) => {
                 let z = b.z(value);
@@ -646,17 +655,12 @@ impl StreamingBaseline {
                         self.recent_z[i] as f64 / 10.0
                     })
                     .sum();
-                let shift = if z.is_finite() {
-                    cfg.shift_weight * ((sum + z) / (n as f64 + 1.0)).abs()
-                } else {
-                    0.0
+                let inputs = crate::score::RawInputs {
+                    z,
+                    mean_z: (sum + z) / (n as f64 + 1.0),
+                    novel,
                 };
-                let a = z.abs().max(shift);
-                if a.is_finite() {
-                    a / (a + cfg.band_k.max(1e-9))
-                } else {
-                    1.0
-                }
+                crate::score::raw_anomaly(inputs, cfg.shift_weight, cfg.novelty_boost, cfg.band_k)
             }
             None => 0.0,
         };

@@ -18,6 +18,7 @@ pub mod functions;
 pub mod otlp;
 pub mod otlp_events;
 pub mod rules;
+pub mod score;
 pub mod signal;
 pub mod store;
 
