@@ -310,3 +310,31 @@ def test_replay_fits_seasonal_bands_like_serve(tmp_path: Path) -> None:
         tmp_path / "fits" / "verdicts.jsonl"
     ).read_bytes()
     assert [repr(r) for r in again.series["web"]] == fits_rows
+
+
+def test_rules_read_the_per_point_score_replay_writes(tmp_path: Path) -> None:
+    """`baseline.score` is the score column of the window's latest point; `max_point_score`
+    the highest in the window; `raw_score` the latest point's anomaly before de-duplication."""
+    pack = tmp_path / "anomaly.yaml"
+    pack.write_text(ANOMALY_PACK)
+    series, _, during = _series_with_spike(tmp_path)  # the spike: rows 400-405, `during` row 403
+    start = during - timedelta(minutes=5 * 3)
+    sugg = tmp_path / "s.jsonl"
+    sugg.write_text(_suggestion(1, start, "web") + "\n" + _suggestion(2, during, "web") + "\n")
+    result = replay([series], tmp_path / "out", _settings(tmp_path, pack), sugg)
+    rows = {
+        r["timestamp"]: float(r["score"] or "nan") for r in _scores(tmp_path / "out" / "scores" / "web.csv")
+    }
+    at_spike, later = (v.trace[0].baseline or {} for v in result.verdicts)
+
+    def stamp(t: datetime) -> str:
+        return t.isoformat().replace("+00:00", "Z")
+
+    # The decision at the spike's first point reads that point's score: the episode's alert.
+    assert at_spike["score"] == pytest.approx(rows[stamp(start)], rel=1e-6) and at_spike["score"] > 0.5
+    # Three points later the spike merely lasts: its score is 0, its raw anomaly still high,
+    # and the window (30 minutes) still holds the alert.
+    assert later["score"] == pytest.approx(rows[stamp(during)], rel=1e-6) == 0.0
+    assert later["raw_score"] > 0.5
+    assert later["max_point_score"] == pytest.approx(at_spike["score"], rel=1e-6)
+    assert result.verdicts[1].evidence.score == pytest.approx(later["max_point_score"])

@@ -318,7 +318,7 @@ rules:
     severity: critical
     watch: '!(series["service.name"] in lists.ignored)'
     signal: {metric: lat, statistic: p99, window: 5m}
-    when: baseline.score > 0.99 && signal.observed > baseline.upper
+    when: baseline.max_point_score > 0.75 && signal.observed > baseline.upper
     exceptions:
       - {name: small, when: signal.observed < 0.05}
 """

@@ -89,6 +89,7 @@ class Evidence(BaseModel):
     observed: float | None = None
     expected: float | None = None
     band: Band | None = None
+    #: The highest per-point anomaly score in the window (``baseline.max_point_score``).
     score: float | None = None
     samples: int | None = None
     window: str | None = None

@@ -88,6 +88,7 @@ fn baseline_field(name: &str) -> Option<Field> {
         "upper" => (|b| b.upper, Double),
         "z" => (|b| b.z, Double),
         "score" => (|b| b.score, Double),
+        "raw_score" => (|b| b.raw_score, Double),
         "max_point_score" => (|b| b.max_point_score, Double),
         "max_z" => (|b| b.max_z, Double),
         "min_z" => (|b| b.min_z, Double),

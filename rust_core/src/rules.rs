@@ -61,6 +61,7 @@ const BASELINE_FIELDS: &[&str] = &[
     "upper",
     "z",
     "score",
+    "raw_score",
     "max_point_score",
     "max_z",
     "min_z",
@@ -967,7 +968,7 @@ mod tests {
                 spec(
                     "lat",
                     "suggestion.claim.kind == 'latency_high'",
-                    Some("baseline.score > 0.99 && signal.observed > baseline.upper"),
+                    Some("baseline.max_point_score > 0.99 && signal.observed > baseline.upper"),
                     true,
                 ),
                 spec(
@@ -1170,6 +1171,7 @@ mod tests {
                     upper: 0.0,
                     z: 0.0,
                     score: 0.0,
+                    raw_score: 0.0,
                     max_point_score: 0.0,
                     max_z: 0.0,
                     min_z: 0.0,

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::baseline::{erf, BandModel};
+use crate::baseline::BandModel;
 use crate::store::{Series, SeriesStore};
 
 /// How the window's points are reduced to one observed value.
@@ -135,8 +135,13 @@ pub struct BaselineView {
     pub upper: f64,
     /// (observed - expected) / sigma.
     pub z: f64,
-    /// Anomaly score of the observed value in [0, 1].
+    /// The per-point anomaly score (causal, in [0, 1]; `docs/baselines.md`) of the window's
+    /// latest judged point: what `referee replay` writes in its `score` column. One alert per
+    /// episode: it is 0 on a point that does not exceed every raw anomaly of the previous 288.
     pub score: f64,
+    /// The latest judged point's raw anomaly, before that de-duplication: stays high while an
+    /// excursion lasts.
+    pub raw_score: f64,
     /// Largest per-point score in the window.
     pub max_point_score: f64,
     /// Largest and smallest per-point z, `(value - expected) / sigma`, each point against the
@@ -368,7 +373,8 @@ fn window(
         lower: expected - band_k * sigma,
         upper: expected + band_k * sigma,
         z,
-        score: erf(z.abs() / std::f64::consts::SQRT_2),
+        score: judged.last().map_or(0.0, |s| s.score as f64),
+        raw_score: judged.last().map_or(0.0, |s| s.raw as f64),
         max_point_score: judged.iter().map(|s| s.score as f64).fold(0.0, f64::max),
         max_z: point_z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         min_z: point_z.iter().copied().fold(f64::INFINITY, f64::min),
@@ -453,7 +459,11 @@ mod tests {
         assert_eq!(sig.samples, 5);
         assert_eq!(sig.observed, 40.0);
         assert!((base.expected - 10.5).abs() < 1.5, "{base:?}");
-        assert!(base.score > 0.99);
+        // One alert per episode: the jump's first point scores, the four that hold it do not,
+        // though their raw anomaly stays high.
+        assert!(base.max_point_score > 0.9, "{base:?}");
+        assert_eq!(base.score, 0.0);
+        assert!(base.raw_score > 0.9, "{base:?}");
         assert_eq!(base.history, 100);
     }
 

@@ -22,6 +22,7 @@ measured as thread CPU time) and the stalest series go first.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -270,7 +271,7 @@ class SeasonalFitter:
         """The bucket width for a series sampled at ``ts_ms``: ``fit_step``, or for a series
         sampled more coarsely (every 30 minutes, hourly) the smallest width dividing a day that
         holds a point each, so its grid is not mostly empty."""
-        deltas = sorted(b - a for a, b in zip(ts_ms, ts_ms[1:], strict=False) if b > a)
+        deltas = sorted(b - a for a, b in itertools.pairwise(ts_ms) if b > a)
         spacing_s = deltas[len(deltas) // 2] / 1000 if deltas else 0.0
         for width in BUCKET_WIDTHS_S:
             if width >= self.step_s and width >= 0.99 * spacing_s:
