@@ -89,7 +89,7 @@ class Evidence(BaseModel):
     observed: float | None = None
     expected: float | None = None
     band: Band | None = None
-    #: The highest per-point anomaly score in the window (``baseline.max_point_score``).
+    #: The window's highest raw per-point anomaly (``baseline.max_raw_score``).
     score: float | None = None
     samples: int | None = None
     window: str | None = None
@@ -167,6 +167,7 @@ class Finding(BaseModel):
     observed: float | None = None
     expected: float | None = None
     band: Band | None = None
+    #: As a verdict's ``evidence.score``: the window's highest raw per-point anomaly.
     score: float | None = None
     window_start: datetime | None = None
     window_end: datetime | None = None

@@ -90,6 +90,7 @@ fn baseline_field(name: &str) -> Option<Field> {
         "score" => (|b| b.score, Double),
         "raw_score" => (|b| b.raw_score, Double),
         "max_point_score" => (|b| b.max_point_score, Double),
+        "max_raw_score" => (|b| b.max_raw_score, Double),
         "max_z" => (|b| b.max_z, Double),
         "min_z" => (|b| b.min_z, Double),
         "mean_abs_z" => (|b| b.mean_abs_z, Double),

@@ -144,6 +144,9 @@ pub struct BaselineView {
     pub raw_score: f64,
     /// Largest per-point score in the window.
     pub max_point_score: f64,
+    /// Largest raw anomaly in the window: how far out its worst point was, whether or not
+    /// an earlier point of the same excursion already raised the alert.
+    pub max_raw_score: f64,
     /// Largest and smallest per-point z, `(value - expected) / sigma`, each point against the
     /// band it was judged with when it arrived (not the window's mean band).
     pub max_z: f64,
@@ -376,6 +379,7 @@ fn window(
         score: judged.last().map_or(0.0, |s| s.score as f64),
         raw_score: judged.last().map_or(0.0, |s| s.raw as f64),
         max_point_score: judged.iter().map(|s| s.score as f64).fold(0.0, f64::max),
+        max_raw_score: judged.iter().map(|s| s.raw as f64).fold(0.0, f64::max),
         max_z: point_z.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         min_z: point_z.iter().copied().fold(f64::INFINITY, f64::min),
         mean_abs_z: point_z.iter().map(|z| z.abs()).sum::<f64>() / m,
@@ -464,6 +468,7 @@ mod tests {
         assert!(base.max_point_score > 0.9, "{base:?}");
         assert_eq!(base.score, 0.0);
         assert!(base.raw_score > 0.9, "{base:?}");
+        assert!(base.max_raw_score >= base.raw_score && base.max_raw_score >= base.max_point_score);
         assert_eq!(base.history, 100);
     }
 

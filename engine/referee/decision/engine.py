@@ -122,7 +122,7 @@ def _evidence(trace: RuleTrace, rule: Rule | None, suggestion: Suggestion) -> Ev
     if base:
         ev.expected = base["expected"]
         ev.band = Band(lower=base["lower"], upper=base["upper"])
-        ev.score = base["max_point_score"]  # an excursion's alert anywhere in the window
+        ev.score = base["max_raw_score"]  # the window's worst point, alert already raised or not
         ev.baseline_model = base["model"]
         ev.baseline_history = base["history"]
         ev.baseline_freshness_s = base["freshness_s"]

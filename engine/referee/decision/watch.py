@@ -48,7 +48,7 @@ def _finding(rule: Rule, attrs: dict[str, str], outcome: dict[str, Any], revisio
         observed=sig.get("observed"),
         expected=base.get("expected"),
         band=Band(lower=base["lower"], upper=base["upper"]) if base else None,
-        score=base.get("score"),
+        score=base.get("max_raw_score"),  # as a verdict's evidence.score
         window_start=datetime.fromtimestamp(sig["start_ms"] / 1000, tz=UTC) if sig else None,
         window_end=datetime.fromtimestamp(sig["end_ms"] / 1000, tz=UTC) if sig else None,
         found_at=datetime.now(UTC),
