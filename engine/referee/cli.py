@@ -278,6 +278,61 @@ def replay(
 
 
 @app.command()
+def report(
+    config: ConfigOpt = None,
+    database: Annotated[
+        str | None, typer.Option(help="SQLite file or postgresql:// URL \\[default: from the config].")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back (24h, 7d).")] = None,
+    until: Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back.")] = None,
+    tolerance: Annotated[
+        str, typer.Option(help="How far a suggestion may be from a finding and still cover it.")
+    ] = "15m",
+    suppressed: Annotated[int, typer.Option(help="How many of the latest suppressions to list.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON instead of Markdown.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """What Referee did over a period, as Markdown: the copilot scorecard, verdicts by claim
+    kind and by deciding rule (shadow mode apart), the latest suppressions with their reasons,
+    the misses (watch-rule findings no suggestion covered) and the delivery outbox. Read from
+    the verdict store."""
+    import json
+
+    from referee.config import Settings
+    from referee.outputs import report as rp
+    from referee.outputs import scorecard as sc
+    from referee.outputs.store import open_verdict_store
+
+    err = Console(stderr=True)
+    try:
+        settings = Settings.load(config, database=database)
+        store = open_verdict_store(settings.database)
+        try:
+            data = rp.build(
+                store,
+                sc.parse_time(since, "since") if since else None,
+                sc.parse_time(until, "until") if until else None,
+                sc.parse_tolerance(tolerance),
+                suppressed_limit=suppressed,
+            ).to_json()
+        finally:
+            store.close()
+    except (ValueError, RuntimeError) as e:
+        err.print(f"[red]report:[/] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    text = json.dumps(data, indent=2) + "\n" if as_json else rp.render_markdown(data)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"report written to {out}", highlight=False)
+
+
+@app.command()
 def scorecard(
     config: ConfigOpt = None,
     database: Annotated[

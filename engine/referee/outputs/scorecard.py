@@ -89,7 +89,7 @@ def _aware(t: datetime) -> datetime:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _suggestions(store: VerdictStore) -> list[_Suggested]:
+def suggestions(store: VerdictStore) -> list[_Suggested]:
     """Every decided suggestion's source, service, time (its ``created_at``) and current verdict.
 
     Reads the verdicts table directly: one pass, no per-row look-up of the suggestion."""
@@ -118,7 +118,7 @@ def _span(f: Finding) -> tuple[datetime, datetime]:
     return min(start, _aware(f.found_at)), max(end, _aware(f.found_at))
 
 
-def _covers(s: _Suggested, f: Finding, tolerance: timedelta) -> bool:
+def covers(s: _Suggested, f: Finding, tolerance: timedelta) -> bool:
     if s.service is None or s.service != f.service:
         return False
     start, end = _span(f)
@@ -132,7 +132,7 @@ def build(
     tolerance: timedelta = DEFAULT_TOLERANCE,
 ) -> Scorecard:
     """The scorecard of suggestions made, and findings raised, in ``[since, until)``."""
-    every = _suggestions(store)
+    every = suggestions(store)
     in_period = [s for s in every if (since is None or s.at >= since) and (until is None or s.at < until)]
     findings = store.findings(since=since, until=until, limit=1_000_000)
     scores: dict[str, SourceScore] = {}
@@ -152,7 +152,7 @@ def build(
     uncovered = 0
     for f in findings:
         candidates = by_service.get(f.service or "", [])
-        covering = {s.source for s in candidates if _covers(s, f, tolerance)}
+        covering = {s.source for s in candidates if covers(s, f, tolerance)}
         if not covering:
             uncovered += 1
         for source, score in scores.items():
