@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from referee.cli import app
 from referee.models import Evidence, Finding, Verdict
-from referee.outputs.verdicts import VerdictStore
+from referee.outputs.store import open_verdict_store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -49,8 +49,8 @@ def suggestion_json(sid: str, service: str, at: datetime) -> str:
     )
 
 
-def seed(db: Path) -> None:
-    store = VerdictStore(db)
+def seed(db: Path | str) -> None:
+    store = open_verdict_store(db)
     rows = [
         ("s1", "confirm", "latency_high", "lat.band", T0, "web", "enforce"),
         ("s2", "suppress", "latency_high", "lat.band", T0 + timedelta(minutes=10), "api", "enforce"),
@@ -80,8 +80,8 @@ def seed(db: Path) -> None:
     store.close()
 
 
-def test_report_json_and_markdown(tmp_path: Path) -> None:
-    db = tmp_path / "v.db"
+def test_report_json_and_markdown(tmp_path: Path, database_url: str | Path) -> None:
+    db = database_url  # SQLite, then PostgreSQL
     seed(db)
     since = (T0 - timedelta(hours=1)).isoformat()
     res = CliRunner().invoke(app, ["report", "--database", str(db), "--since", since, "--json"])
