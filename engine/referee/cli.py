@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from referee.outputs.verdicts import VerdictStore
 
 app = typer.Typer(
     help="Referee: a second, evidence-based opinion on AI copilots' operational suggestions.",
@@ -21,6 +26,15 @@ app.add_typer(rules_app, name="rules")
 ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="referee.yaml (default: $REFEREE_CONFIG or ./referee.yaml)."),
+]
+# The period options of `report` and `scorecard`.
+DatabaseOpt = Annotated[
+    str | None, typer.Option(help="SQLite file or postgresql:// URL \\[default: from the config].")
+]
+SinceOpt = Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back (24h, 7d).")]
+UntilOpt = Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back.")]
+ToleranceOpt = Annotated[
+    str, typer.Option(help="How far a suggestion may be from a finding and still cover it.")
 ]
 
 
@@ -277,17 +291,38 @@ def replay(
     typer.echo(f"{len(result.series)} series, {len(result.verdicts)} verdicts ({summary}) -> {out}")
 
 
+def _from_store(
+    config: Path | None,
+    database: str | None,
+    period: tuple[str | None, str | None, str],
+    build: Callable[[VerdictStore, datetime | None, datetime | None, timedelta], dict[str, Any]],
+) -> dict[str, Any]:
+    """Opens the configured verdict store and calls ``build`` with the parsed period
+    (``--since``, ``--until``, ``--tolerance``). ValueError names a bad option."""
+    from referee.config import Settings
+    from referee.outputs import scorecard as sc
+    from referee.outputs.store import open_verdict_store
+
+    since, until, tolerance = period
+    span = (
+        sc.parse_time(since, "since") if since else None,
+        sc.parse_time(until, "until") if until else None,
+        sc.parse_tolerance(tolerance),
+    )
+    store = open_verdict_store(Settings.load(config, database=database).database)
+    try:
+        return build(store, *span)
+    finally:
+        store.close()
+
+
 @app.command()
 def report(
     config: ConfigOpt = None,
-    database: Annotated[
-        str | None, typer.Option(help="SQLite file or postgresql:// URL \\[default: from the config].")
-    ] = None,
-    since: Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back (24h, 7d).")] = None,
-    until: Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back.")] = None,
-    tolerance: Annotated[
-        str, typer.Option(help="How far a suggestion may be from a finding and still cover it.")
-    ] = "15m",
+    database: DatabaseOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    tolerance: ToleranceOpt = "15m",
     suppressed: Annotated[int, typer.Option(help="How many of the latest suppressions to list.")] = 20,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of Markdown.")
@@ -302,25 +337,16 @@ def report(
     the verdict store."""
     import json
 
-    from referee.config import Settings
     from referee.outputs import report as rp
-    from referee.outputs import scorecard as sc
-    from referee.outputs.store import open_verdict_store
 
     err = Console(stderr=True)
     try:
-        settings = Settings.load(config, database=database)
-        store = open_verdict_store(settings.database)
-        try:
-            data = rp.build(
-                store,
-                sc.parse_time(since, "since") if since else None,
-                sc.parse_time(until, "until") if until else None,
-                sc.parse_tolerance(tolerance),
-                suppressed_limit=suppressed,
-            ).to_json()
-        finally:
-            store.close()
+        data = _from_store(
+            config,
+            database,
+            (since, until, tolerance),
+            lambda store, a, b, t: rp.build(store, a, b, t, suppressed_limit=suppressed).to_json(),
+        )
     except (ValueError, RuntimeError) as e:
         err.print(f"[red]report:[/] {e}", highlight=False)
         raise typer.Exit(1) from None
@@ -335,20 +361,16 @@ def report(
 @app.command()
 def scorecard(
     config: ConfigOpt = None,
-    database: Annotated[
-        str | None, typer.Option(help="SQLite file or postgresql:// URL \\[default: from the config].")
-    ] = None,
+    database: DatabaseOpt = None,
     url: Annotated[
         str | None, typer.Option(help="Ask a running service instead, e.g. http://127.0.0.1:4318.")
     ] = None,
     token: Annotated[
         str | None, typer.Option(envvar="REFEREE_API_TOKEN", help="Bearer token for --url.")
     ] = None,
-    since: Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back (24h, 7d).")] = None,
-    until: Annotated[str | None, typer.Option(help="RFC 3339 time or a duration back.")] = None,
-    tolerance: Annotated[
-        str, typer.Option(help="How far a suggestion may be from a finding and still cover it.")
-    ] = "15m",
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    tolerance: ToleranceOpt = "15m",
     as_json: Annotated[bool, typer.Option("--json", help="Print the scorecard as JSON.")] = False,
 ) -> None:
     """Per source: suggestions, confirmed, suppressed, inconclusive, and misses (watch-rule
@@ -362,20 +384,12 @@ def scorecard(
         if url:
             card = sc.fetch(url, {"since": since or "", "until": until or "", "tolerance": tolerance}, token)
         else:
-            from referee.config import Settings
-            from referee.outputs.store import open_verdict_store
-
-            settings = Settings.load(config, database=database)
-            store = open_verdict_store(settings.database)
-            try:
-                card = sc.build(
-                    store,
-                    sc.parse_time(since, "since") if since else None,
-                    sc.parse_time(until, "until") if until else None,
-                    sc.parse_tolerance(tolerance),
-                ).to_json()
-            finally:
-                store.close()
+            card = _from_store(
+                config,
+                database,
+                (since, until, tolerance),
+                lambda store, a, b, t: sc.build(store, a, b, t).to_json(),
+            )
     except (ValueError, RuntimeError) as e:
         err.print(f"[red]scorecard:[/] {e}", highlight=False)
         raise typer.Exit(1) from None

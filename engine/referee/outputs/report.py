@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from referee.models import Verdict
 from referee.outputs import scorecard as sc
 from referee.outputs.verdicts import VerdictStore
 
@@ -47,21 +46,6 @@ class Report:
         return out
 
 
-def _decided_between(store: VerdictStore, since: datetime | None, until: datetime | None) -> list[Verdict]:
-    where, args = [], []
-    if since is not None:
-        where.append("decided_at >= ?")
-        args.append(since.astimezone(UTC).isoformat())
-    if until is not None:
-        where.append("decided_at < ?")
-        args.append(until.astimezone(UTC).isoformat())
-    sql = "SELECT body FROM verdicts" + (" WHERE " + " AND ".join(where) if where else "")
-    sql += " ORDER BY decided_at DESC, rowid DESC"
-    with store._lock:
-        rows = store._conn.execute(sql, tuple(args)).fetchall()
-    return [Verdict.model_validate_json(r["body"]) for r in rows]
-
-
 def _outbox(store: VerdictStore) -> dict[str, int]:
     with store._lock:
         rows = store._conn.execute("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status").fetchall()
@@ -77,7 +61,7 @@ def build(
     suppressed_limit: int = 20,
 ) -> Report:
     """The report of verdicts decided, and findings raised, in ``[since, until)``."""
-    verdicts = _decided_between(store, since, until)
+    verdicts = store.decided(since, until)
     by_kind: dict[str, Counter[str]] = {}
     by_rule: dict[str, Counter[str]] = {}
     shadow: dict[str, Counter[str]] = {}

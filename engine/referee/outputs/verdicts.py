@@ -89,6 +89,18 @@ CREATE INDEX IF NOT EXISTS findings_found_at ON findings (found_at);
 """
 
 
+def _period(column: str, since: datetime | None, until: datetime | None) -> tuple[list[str], list[str]]:
+    """WHERE terms and arguments for ``column`` (an ISO 8601 UTC time) in [since, until)."""
+    where, args = [], []
+    if since is not None:
+        where.append(f"{column} >= ?")
+        args.append(since.astimezone(UTC).isoformat())
+    if until is not None:
+        where.append(f"{column} < ?")
+        args.append(until.astimezone(UTC).isoformat())
+    return where, args
+
+
 def series_key(metric: str, statistic: str, attributes: dict[str, str]) -> str:
     """One string per series: metric, statistic and sorted attributes."""
     return json.dumps([metric, statistic, sorted(attributes.items())], separators=(",", ":"))
@@ -323,6 +335,14 @@ class VerdictStore:
             rows = self._conn.execute(sql, (*args, limit)).fetchall()
         return [Verdict.model_validate_json(r["body"]) for r in rows]
 
+    def decided(self, since: datetime | None = None, until: datetime | None = None) -> list[Verdict]:
+        """Verdicts decided in [since, until) (by ``decided_at``), newest first."""
+        where, args = _period("decided_at", since, until)
+        sql = "SELECT body FROM verdicts" + (" WHERE " + " AND ".join(where) if where else "")
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY decided_at DESC, rowid DESC", tuple(args)).fetchall()
+        return [Verdict.model_validate_json(r["body"]) for r in rows]
+
     # --- outbox -------------------------------------------------------------------------------
 
     def due(self, now: float | None = None, limit: int = 50) -> list[Delivery]:
@@ -436,13 +456,7 @@ class VerdictStore:
         limit: int = 10_000,
     ) -> list[Finding]:
         """Findings raised in [since, until) (by ``found_at``), newest first."""
-        where, args = [], []
-        if since is not None:
-            where.append("found_at >= ?")
-            args.append(since.astimezone(UTC).isoformat())
-        if until is not None:
-            where.append("found_at < ?")
-            args.append(until.astimezone(UTC).isoformat())
+        where, args = _period("found_at", since, until)
         if service is not None:
             where.append("service = ?")
             args.append(service)
