@@ -17,6 +17,7 @@ pub mod fastpath;
 pub mod functions;
 pub mod otlp;
 pub mod otlp_events;
+pub mod otlp_wire;
 pub mod rules;
 pub mod signal;
 pub mod store;
