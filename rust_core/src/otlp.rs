@@ -647,10 +647,12 @@ pub fn apply_view(
                             continue;
                         };
                         merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
-                        out.result(store.push(
+                        let ah = crate::store::attrs_hash(&all);
+                        out.result(store.push_hashed(
                             name,
                             "value",
                             &all,
+                            ah,
                             (p.time_ns / NS_PER_MS) as i64,
                             val,
                         ));
@@ -668,9 +670,10 @@ pub fn apply_view(
                             continue;
                         };
                         merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
+                        let ah = crate::store::attrs_hash(&all);
                         let ts = (p.time_ns / NS_PER_MS) as i64;
                         if !monotonic {
-                            out.result(store.push(name, "value", &all, ts, val));
+                            out.result(store.push_hashed(name, "value", &all, ah, ts, val));
                             continue;
                         }
                         let delta = if is_cumulative {
@@ -710,12 +713,13 @@ pub fn apply_view(
                         };
                         match delta {
                             Some((d, dt_ns)) => {
-                                let r = store.push(name, "delta", &all, ts, d);
+                                let r = store.push_hashed(name, "delta", &all, ah, ts, d);
                                 if dt_ns > 0 && r.is_ok() {
-                                    let _ = store.push(
+                                    let _ = store.push_hashed(
                                         name,
                                         "rate",
                                         &all,
+                                        ah,
                                         ts,
                                         d / (dt_ns as f64 / 1e9),
                                     );
@@ -744,6 +748,7 @@ pub fn apply_view(
                     for p in &v.histograms[points.clone()] {
                         let attrs = &v.attrs[p.attrs.clone()];
                         merge_into(resource, attrs, &mut all);
+                        let ah = crate::store::attrs_hash(&all);
                         if is_cumulative {
                             // Only cumulative streams are looked up by key.
                             crate::store::write_key(&mut key, name, "", &all);
@@ -762,13 +767,27 @@ pub fn apply_view(
                             continue;
                         };
                         let ts = (p.time_ns / NS_PER_MS) as i64;
-                        let r = store.push(name, "count", &all, ts, d.count as f64);
+                        let r = store.push_hashed(name, "count", &all, ah, ts, d.count as f64);
                         if r.is_ok() {
                             if d.dt_s > 0.0 {
-                                let _ = store.push(name, "rate", &all, ts, d.count as f64 / d.dt_s);
+                                let _ = store.push_hashed(
+                                    name,
+                                    "rate",
+                                    &all,
+                                    ah,
+                                    ts,
+                                    d.count as f64 / d.dt_s,
+                                );
                             }
                             if let (Some(sum), true) = (d.sum, d.count > 0) {
-                                let _ = store.push(name, "mean", &all, ts, sum / d.count as f64);
+                                let _ = store.push_hashed(
+                                    name,
+                                    "mean",
+                                    &all,
+                                    ah,
+                                    ts,
+                                    sum / d.count as f64,
+                                );
                             }
                         }
                         out.result(r);
@@ -813,6 +832,7 @@ pub fn apply_view(
                 Some(DataView::Summary { points }) => {
                     for p in &v.summaries[points.clone()] {
                         merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
+                        let ah = crate::store::attrs_hash(&all);
                         let ts = (p.time_ns / NS_PER_MS) as i64;
                         let mut r = Ok(());
                         for (quantile, value) in &v.quantiles[p.quantiles.clone()] {
@@ -822,7 +842,7 @@ pub fn apply_view(
                                 x if (x - 0.99).abs() < 1e-9 => "p99",
                                 _ => continue,
                             };
-                            r = r.and(store.push(name, stat, &all, ts, *value));
+                            r = r.and(store.push_hashed(name, stat, &all, ah, ts, *value));
                         }
                         out.result(r);
                     }

@@ -1297,7 +1297,10 @@ mod tests {
                     .collect();
                 format!(
                     "{} {} {:?} {:?}",
-                    s.metric, s.statistic, s.attributes, points
+                    s.metric(),
+                    s.statistic(),
+                    s.attributes,
+                    points
                 )
             })
             .collect();

@@ -263,7 +263,7 @@ impl PySeriesStore {
         let rows: Vec<serde_json::Value> = guard
             .store
             .iter()
-            .filter(|s| metric.is_none_or(|m| &*s.metric == m))
+            .filter(|s| metric.is_none_or(|m| s.metric() == m))
             .take(limit)
             .map(|s| {
                 let last = s.ring.back();
@@ -288,8 +288,8 @@ impl PySeriesStore {
                         .fold(f64::INFINITY, f64::min)
                 });
                 serde_json::json!({
-                    "metric": &*s.metric,
-                    "statistic": &*s.statistic,
+                    "metric": s.metric(),
+                    "statistic": s.statistic(),
                     "attributes": s.attrs().collect::<std::collections::BTreeMap<_, _>>(),
                     "points": s.baseline.samples,
                     "last_ts_ms": last.map(|x| x.ts_ms),
