@@ -32,7 +32,7 @@ use crate::otlp_wire::{
     self, Attr, DataView, HistogramPoint, MetricView, MetricsView, NumberPoint, ResourceView,
     SummaryPoint,
 };
-use crate::store::{Rejection, SeriesStore};
+use crate::store::{AttrKey, Rejection, SeriesStore};
 
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -617,8 +617,10 @@ pub fn apply_view(
         report: &mut report,
     };
     let mut key = String::new();
-    // Reused for every point: the resource's and the point's attributes, sorted by key.
+    // Reused for every point: the resource's and the point's attributes, sorted by key, and
+    // the same prepared for the store.
     let mut all: Vec<(&str, &str)> = Vec::new();
+    let mut attr_key = AttrKey::default();
     for rv in &v.resources {
         let resource = &rv.attrs[..];
         // Roll-ups are per service, across its instances: only the attributes that name the
@@ -647,12 +649,11 @@ pub fn apply_view(
                             continue;
                         };
                         merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
-                        let ah = crate::store::attrs_hash(&all);
-                        out.result(store.push_hashed(
+                        attr_key.set(&all);
+                        out.result(store.push_key(
                             name,
                             "value",
-                            &all,
-                            ah,
+                            &attr_key,
                             (p.time_ns / NS_PER_MS) as i64,
                             val,
                         ));
@@ -670,10 +671,10 @@ pub fn apply_view(
                             continue;
                         };
                         merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
-                        let ah = crate::store::attrs_hash(&all);
+                        attr_key.set(&all);
                         let ts = (p.time_ns / NS_PER_MS) as i64;
                         if !monotonic {
-                            out.result(store.push_hashed(name, "value", &all, ah, ts, val));
+                            out.result(store.push_key(name, "value", &attr_key, ts, val));
                             continue;
                         }
                         let delta = if is_cumulative {
@@ -713,13 +714,12 @@ pub fn apply_view(
                         };
                         match delta {
                             Some((d, dt_ns)) => {
-                                let r = store.push_hashed(name, "delta", &all, ah, ts, d);
+                                let r = store.push_key(name, "delta", &attr_key, ts, d);
                                 if dt_ns > 0 && r.is_ok() {
-                                    let _ = store.push_hashed(
+                                    let _ = store.push_key(
                                         name,
                                         "rate",
-                                        &all,
-                                        ah,
+                                        &attr_key,
                                         ts,
                                         d / (dt_ns as f64 / 1e9),
                                     );
@@ -748,7 +748,7 @@ pub fn apply_view(
                     for p in &v.histograms[points.clone()] {
                         let attrs = &v.attrs[p.attrs.clone()];
                         merge_into(resource, attrs, &mut all);
-                        let ah = crate::store::attrs_hash(&all);
+                        attr_key.set(&all);
                         if is_cumulative {
                             // Only cumulative streams are looked up by key.
                             crate::store::write_key(&mut key, name, "", &all);
@@ -767,24 +767,22 @@ pub fn apply_view(
                             continue;
                         };
                         let ts = (p.time_ns / NS_PER_MS) as i64;
-                        let r = store.push_hashed(name, "count", &all, ah, ts, d.count as f64);
+                        let r = store.push_key(name, "count", &attr_key, ts, d.count as f64);
                         if r.is_ok() {
                             if d.dt_s > 0.0 {
-                                let _ = store.push_hashed(
+                                let _ = store.push_key(
                                     name,
                                     "rate",
-                                    &all,
-                                    ah,
+                                    &attr_key,
                                     ts,
                                     d.count as f64 / d.dt_s,
                                 );
                             }
                             if let (Some(sum), true) = (d.sum, d.count > 0) {
-                                let _ = store.push_hashed(
+                                let _ = store.push_key(
                                     name,
                                     "mean",
-                                    &all,
-                                    ah,
+                                    &attr_key,
                                     ts,
                                     sum / d.count as f64,
                                 );
@@ -832,7 +830,7 @@ pub fn apply_view(
                 Some(DataView::Summary { points }) => {
                     for p in &v.summaries[points.clone()] {
                         merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
-                        let ah = crate::store::attrs_hash(&all);
+                        attr_key.set(&all);
                         let ts = (p.time_ns / NS_PER_MS) as i64;
                         let mut r = Ok(());
                         for (quantile, value) in &v.quantiles[p.quantiles.clone()] {
@@ -842,7 +840,7 @@ pub fn apply_view(
                                 x if (x - 0.99).abs() < 1e-9 => "p99",
                                 _ => continue,
                             };
-                            r = r.and(store.push_hashed(name, stat, &all, ah, ts, *value));
+                            r = r.and(store.push_key(name, stat, &attr_key, ts, *value));
                         }
                         out.result(r);
                     }

@@ -245,10 +245,10 @@ impl PySeriesStore {
         let attrs = sorted_attributes(attributes);
         py.detach(|| {
             let mut guard = self.state.lock().map_err(poisoned)?;
-            let refs = attr_refs(&attrs);
+            let key = crate::store::AttrKey::new(&attr_refs(&attrs));
             let mut n = 0;
             for (t, v) in timestamps_ms.iter().zip(&values) {
-                if guard.store.push(metric, statistic, &refs, *t, *v).is_ok() {
+                if guard.store.push_key(metric, statistic, &key, *t, *v).is_ok() {
                     n += 1;
                 }
             }

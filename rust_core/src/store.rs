@@ -54,18 +54,51 @@ pub struct SignalNames {
 #[derive(Clone, PartialEq, Eq)]
 pub struct PackedAttrs(Box<[u8]>);
 
+/// Appends the packed form of `attrs` (see `PackedAttrs`) to `out`.
+fn pack_into(attrs: &[(&str, &str)], out: &mut Vec<u8>) {
+    for s in attrs.iter().flat_map(|(k, v)| [k, v]) {
+        let mut n = s.len();
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// A point's attributes prepared once for every series the point updates: packed as series
+/// keep them (so telling a series apart is one byte comparison) and hashed.
+#[derive(Debug, Default, Clone)]
+pub struct AttrKey {
+    packed: Vec<u8>,
+    hash: u64,
+}
+
+impl AttrKey {
+    pub fn new(attrs: &[(&str, &str)]) -> Self {
+        let mut key = AttrKey::default();
+        key.set(attrs);
+        key
+    }
+
+    /// Re-targets the key at `attrs` (sorted by key, no duplicate keys), reusing its buffer.
+    pub fn set(&mut self, attrs: &[(&str, &str)]) {
+        self.packed.clear();
+        pack_into(attrs, &mut self.packed);
+        // Lengths delimit every string, so no attribute value can forge another identity's
+        // bytes, and one pass over the bytes hashes them all.
+        let mut h = FxHasher::default();
+        h.write(&self.packed);
+        self.hash = h.finish();
+    }
+}
+
 impl PackedAttrs {
+    #[cfg(test)]
     fn new(attrs: &[(&str, &str)]) -> Self {
         let mut out = Vec::with_capacity(attrs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
-        for s in attrs.iter().flat_map(|(k, v)| [k, v]) {
-            let mut n = s.len();
-            while n >= 0x80 {
-                out.push((n as u8 & 0x7f) | 0x80);
-                n >>= 7;
-            }
-            out.push(n as u8);
-            out.extend_from_slice(s.as_bytes());
-        }
+        pack_into(attrs, &mut out);
         PackedAttrs(out.into_boxed_slice())
     }
 
@@ -109,6 +142,7 @@ impl PackedAttrs {
     }
 
     /// Whether these are exactly `attrs`, compared as bytes.
+    #[cfg(test)]
     fn equals(&self, attrs: &[(&str, &str)]) -> bool {
         let mut mine = self.strings();
         attrs
@@ -176,8 +210,10 @@ impl Series {
             .collect()
     }
 
-    fn is(&self, metric: &str, statistic: &str, attrs: &[(&str, &str)]) -> bool {
-        self.metric() == metric && self.statistic() == statistic && self.attributes.equals(attrs)
+    fn is(&self, metric: &str, statistic: &str, key: &AttrKey) -> bool {
+        *self.attributes.0 == *key.packed
+            && self.metric() == metric
+            && self.statistic() == statistic
     }
 }
 
@@ -237,29 +273,13 @@ impl<T> std::ops::IndexMut<usize> for Chunks<T> {
     }
 }
 
-/// Hash of sorted attributes, with separators so no attribute value can forge another
-/// identity's sequence of parts. Ingest hashes a point's attributes once for all the
-/// statistics it writes (see `push_hashed`).
-pub fn attrs_hash(attrs: &[(&str, &str)]) -> u64 {
+/// Hash of a series identity: metric, statistic and the attributes' hash (`AttrKey`).
+fn identity_hash(metric: &str, statistic: &str, key: &AttrKey) -> u64 {
     let mut h = FxHasher::default();
-    for (k, v) in attrs {
-        k.hash(&mut h);
-        v.hash(&mut h);
-    }
-    h.finish()
-}
-
-/// Hash of a series identity (metric, statistic and the hash of its attributes).
-fn identity_hash_with(metric: &str, statistic: &str, attrs_hash: u64) -> u64 {
-    let mut h = FxHasher::default();
-    attrs_hash.hash(&mut h);
+    key.hash.hash(&mut h);
     metric.hash(&mut h);
     statistic.hash(&mut h);
     h.finish()
-}
-
-fn identity_hash(metric: &str, statistic: &str, attrs: &[(&str, &str)]) -> u64 {
-    identity_hash_with(metric, statistic, attrs_hash(attrs))
 }
 
 /// Store-wide counters, reported by `GET /api/v1/series` and the service's metrics.
@@ -424,16 +444,16 @@ impl SeriesStore {
         ts_ms: i64,
         value: f64,
     ) -> Result<(), Rejection> {
-        self.push_hashed(metric, statistic, attrs, attrs_hash(attrs), ts_ms, value)
+        self.push_key(metric, statistic, &AttrKey::new(attrs), ts_ms, value)
     }
 
-    /// `push` with the attributes' hash (`attrs_hash(attrs)`) already computed.
-    pub fn push_hashed(
+    /// `push` with the attributes prepared (ingest prepares a point's once for all the
+    /// statistics it writes).
+    pub fn push_key(
         &mut self,
         metric: &str,
         statistic: &str,
-        attrs: &[(&str, &str)],
-        attrs_hash: u64,
+        key: &AttrKey,
         ts_ms: i64,
         value: f64,
     ) -> Result<(), Rejection> {
@@ -441,8 +461,8 @@ impl SeriesStore {
             self.stats.points_rejected += 1;
             return Err(Rejection::NotFinite);
         }
-        let hash = identity_hash_with(metric, statistic, attrs_hash);
-        let idx = match self.lookup(hash, metric, statistic, attrs) {
+        let hash = identity_hash(metric, statistic, key);
+        let idx = match self.lookup(hash, metric, statistic, key) {
             Some(i) => i,
             None => {
                 if self.series.len() >= self.config.max_series {
@@ -461,7 +481,7 @@ impl SeriesStore {
                 let names = names.clone();
                 self.series.push(Series {
                     names,
-                    attributes: PackedAttrs::new(attrs),
+                    attributes: PackedAttrs(key.packed.as_slice().into()),
                     ring: VecDeque::with_capacity(self.config.ring_capacity.min(64)),
                     baseline: StreamingBaseline::new(&self.config.baseline),
                     out_of_order: 0,
@@ -477,15 +497,18 @@ impl SeriesStore {
         };
         let cfg = &self.config.baseline;
         let series = &mut self.series[idx];
-        if let Some(last) = series.ring.back() {
-            if ts_ms == last.ts_ms {
+        // The last point's time, from the baseline: points are accepted in time order, so it is
+        // the ring's newest sample's, without reading the ring (a cache miss per point).
+        if !series.ring.is_empty() {
+            let last_ts = series.baseline.last_ts;
+            if ts_ms == last_ts {
                 // A repeated timestamp replaces nothing: the first write wins, the repeat is counted.
                 series.duplicates = series.duplicates.saturating_add(1);
                 self.stats.duplicates += 1;
                 self.stats.points_rejected += 1;
                 return Err(Rejection::OutOfOrder);
             }
-            if ts_ms < last.ts_ms {
+            if ts_ms < last_ts {
                 series.out_of_order = series.out_of_order.saturating_add(1);
                 self.stats.out_of_order += 1;
                 self.stats.points_rejected += 1;
@@ -584,16 +607,21 @@ impl SeriesStore {
     }
 
     /// The series with this identity, if any.
-    fn lookup(
-        &self,
-        hash: u64,
-        metric: &str,
-        statistic: &str,
-        attrs: &[(&str, &str)],
-    ) -> Option<usize> {
+    fn lookup(&self, hash: u64, metric: &str, statistic: &str, key: &AttrKey) -> Option<usize> {
         self.index
             .candidates(hash)
-            .find(|i| self.series[*i].is(metric, statistic, attrs))
+            .find(|i| self.series[*i].is(metric, statistic, key))
+    }
+
+    /// `lookup` from the attributes as pairs.
+    fn lookup_attrs(&self, metric: &str, statistic: &str, attrs: &[(&str, &str)]) -> Option<usize> {
+        let key = AttrKey::new(attrs);
+        self.lookup(
+            identity_hash(metric, statistic, &key),
+            metric,
+            statistic,
+            &key,
+        )
     }
 
     /// The series touched since the last call (and forgets them), sorted.
@@ -624,12 +652,7 @@ impl SeriesStore {
         artifact: BandArtifact,
     ) -> Result<(), String> {
         let i = self
-            .lookup(
-                identity_hash(metric, statistic, attrs),
-                metric,
-                statistic,
-                attrs,
-            )
+            .lookup_attrs(metric, statistic, attrs)
             .ok_or_else(|| "series: no such series".to_string())?;
         let series = &mut self.series[i];
         if let Some(cur) = &series.artifact {
@@ -646,13 +669,8 @@ impl SeriesStore {
 
     /// Looks a series up by its exact identity.
     pub fn get(&self, metric: &str, statistic: &str, attrs: &[(&str, &str)]) -> Option<&Series> {
-        self.lookup(
-            identity_hash(metric, statistic, attrs),
-            metric,
-            statistic,
-            attrs,
-        )
-        .map(|i| &self.series[i])
+        self.lookup_attrs(metric, statistic, attrs)
+            .map(|i| &self.series[i])
     }
 }
 
