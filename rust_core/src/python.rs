@@ -248,7 +248,11 @@ impl PySeriesStore {
             let key = crate::store::AttrKey::new(&attr_refs(&attrs));
             let mut n = 0;
             for (t, v) in timestamps_ms.iter().zip(&values) {
-                if guard.store.push_key(metric, statistic, &key, *t, *v).is_ok() {
+                if guard
+                    .store
+                    .push_key(metric, statistic, &key, *t, *v)
+                    .is_ok()
+                {
                     n += 1;
                 }
             }
