@@ -197,7 +197,8 @@ impl Ewm {
 /// a scan of `capacity` bytes and a short memmove.
 #[derive(Debug, Clone, Default)]
 pub struct MedianWindow {
-    sorted: Vec<f32>,
+    /// `capacity` slots, the first `len` in use (a box, not a `Vec`: 8 bytes less per series).
+    sorted: Box<[f32]>,
     tags: Box<[u8]>,
     len: u8,
     next: u8,
@@ -208,7 +209,7 @@ impl MedianWindow {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.clamp(1, 255);
         MedianWindow {
-            sorted: Vec::with_capacity(capacity),
+            sorted: vec![0.0; capacity].into_boxed_slice(),
             tags: vec![0; capacity].into_boxed_slice(),
             len: 0,
             next: 0,
@@ -222,14 +223,15 @@ impl MedianWindow {
         if n == self.capacity as usize {
             // The oldest value carries the tag the new one is about to take.
             if let Some(i) = self.tags[..n].iter().position(|t| *t == self.next) {
-                self.sorted.remove(i);
+                self.sorted.copy_within(i + 1..n, i);
                 self.tags.copy_within(i + 1..n, i);
                 self.len -= 1;
             }
         }
         let n = self.len as usize;
-        let i = self.sorted.partition_point(|v| *v < x);
-        self.sorted.insert(i, x);
+        let i = self.sorted().partition_point(|v| *v < x);
+        self.sorted.copy_within(i..n, i + 1);
+        self.sorted[i] = x;
         self.tags.copy_within(i..n, i + 1);
         self.tags[i] = self.next;
         self.len += 1;
@@ -238,31 +240,31 @@ impl MedianWindow {
 
     /// The sorted values (for quantiles of the recent window).
     pub fn sorted(&self) -> &[f32] {
-        &self.sorted
+        &self.sorted[..self.len as usize]
     }
 
     pub fn len(&self) -> usize {
-        self.sorted.len()
+        self.len as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
+        self.len == 0
     }
 
     pub fn median(&self) -> f64 {
-        median_of_sorted(&self.sorted)
+        median_of_sorted(self.sorted())
     }
 
     /// Median absolute deviation, found by walking outwards from the median of the sorted
     /// window (O(w), no allocation).
     pub fn mad(&self) -> f64 {
-        let n = self.sorted.len();
+        let n = self.len();
         if n == 0 {
             return 0.0;
         }
         let m = self.median();
         // Split point: sorted[..split] < m <= sorted[split..].
-        let split = self.sorted.partition_point(|v| (*v as f64) < m);
+        let split = self.sorted().partition_point(|v| (*v as f64) < m);
         let (mut lo, mut hi) = (split as isize - 1, split);
         let mut take = |k: usize| -> f64 {
             // Returns the k-th smallest deviation (0-based) by merging both sides.
@@ -993,7 +995,7 @@ mod tests {
         for i in 0..(3 * 288) {
             b.update(i * 300_000, (i % 17) as f64, &cfg);
         }
-        let heap = b.window.sorted.capacity() * 4
+        let heap = b.window.sorted.len() * 4
             + b.window.tags.len()
             + b.week
                 .as_ref()

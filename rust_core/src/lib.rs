@@ -5,8 +5,9 @@
 //! against it. Everything here builds and tests without Python; the PyO3 module
 //! `referee._core` lives in [`python`] behind the `python` feature.
 
-/// Ingest allocates and frees many small strings per request (prost decodes every attribute
-/// into its own `String`); mimalloc does that several times faster than the system allocator.
+/// Ingest allocates and frees many small objects per request (prost decodes every attribute of
+/// logs, traces and OTLP/JSON into its own `String`; series state is many small blocks);
+/// mimalloc does that several times faster than the system allocator.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -17,6 +18,7 @@ pub mod fastpath;
 pub mod functions;
 pub mod otlp;
 pub mod otlp_events;
+pub mod otlp_wire;
 pub mod rules;
 pub mod score;
 pub mod signal;

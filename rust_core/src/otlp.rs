@@ -3,8 +3,10 @@
 //!
 //! * bodies are inflated here (gzip, several members allowed) under a hard size limit that is
 //!   checked while inflating, so a gzip bomb is refused without being held in memory;
-//! * protobuf is decoded with prost into the `opentelemetry-proto` types; OTLP/JSON with the
-//!   same types' serde support (lowerCamelCase, 64-bit integers as strings or numbers);
+//! * protobuf metrics are decoded without copying by `otlp_wire` into a `MetricsView` (strings
+//!   borrowed from the request); OTLP/JSON, logs and traces with prost into the
+//!   `opentelemetry-proto` types (JSON through their serde support: lowerCamelCase, 64-bit
+//!   integers as strings or numbers), and JSON metrics then viewed the same way (`view_of`);
 //! * gauges become `value` series; sums become `value` (non-monotonic) or `rate` and `delta`
 //!   (monotonic, cumulative or delta, with counter resets); histograms become per-stream
 //!   `count`/`rate`/`mean` series and, per resource, a roll-up over the point attributes with
@@ -18,14 +20,19 @@ use flate2::read::MultiGzDecoder;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, AggregationTemporality, ExponentialHistogramDataPoint,
-    HistogramDataPoint,
+    exponential_histogram_data_point, metric::Data, number_data_point, AggregationTemporality,
+    ExponentialHistogramDataPoint, HistogramDataPoint, NumberDataPoint,
 };
 use prost::Message;
+use std::ops::Range;
 
 use crate::error::IngestError;
 use crate::otlp_events::EventAggregator;
-use crate::store::{Rejection, SeriesStore};
+use crate::otlp_wire::{
+    self, Attr, DataView, HistogramPoint, MetricView, MetricsView, NumberPoint, ResourceView,
+    SummaryPoint,
+};
+use crate::store::{AttrKey, Rejection, SeriesStore};
 
 /// How the request body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,10 +146,6 @@ pub fn any_value_string(v: &Option<AnyValue>) -> String {
     }
 }
 
-/// An attribute as series are keyed by: the key and value borrowed from the request when the
-/// value is a string (the usual case), converted only otherwise. No allocation per string.
-type Attr<'a> = (&'a str, Cow<'a, str>);
-
 fn attrs_to_strings(kvs: &[KeyValue]) -> Vec<Attr<'_>> {
     kvs.iter()
         .map(|kv| {
@@ -155,9 +158,13 @@ fn attrs_to_strings(kvs: &[KeyValue]) -> Vec<Attr<'_>> {
         .collect()
 }
 
-/// Merges resource and point attributes (the point wins on a clash), sorted by key.
-fn merged<'a>(resource: &'a [Attr<'a>], point: &'a [Attr<'a>]) -> Vec<(&'a str, &'a str)> {
-    let mut out: Vec<(&str, &str)> = Vec::with_capacity(resource.len() + point.len());
+/// Resource and point attributes merged into `out` (the point wins on a clash), sorted by key.
+fn merge_into<'a>(
+    resource: &'a [Attr<'a>],
+    point: &'a [Attr<'a>],
+    out: &mut Vec<(&'a str, &'a str)>,
+) {
+    out.clear();
     out.extend(point.iter().map(|(k, v)| (*k, v.as_ref())));
     for (k, v) in resource {
         if !point.iter().any(|(pk, _)| pk == k) {
@@ -165,7 +172,6 @@ fn merged<'a>(resource: &'a [Attr<'a>], point: &'a [Attr<'a>]) -> Vec<(&'a str, 
         }
     }
     out.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    out
 }
 
 /// Previous cumulative value of one stream, to turn cumulative points into deltas.
@@ -180,12 +186,12 @@ pub struct CumulativeState {
 }
 
 /// A delta over one interval, ready to become statistics.
-struct HistogramDelta {
+struct HistogramDelta<'a> {
     dt_s: f64,
     count: u64,
     sum: Option<f64>,
-    bounds: Vec<f64>,
-    buckets: Vec<u64>,
+    bounds: &'a [f64],
+    buckets: Cow<'a, [u64]>,
     min: Option<f64>,
     max: Option<f64>,
 }
@@ -394,7 +400,8 @@ pub const SERVICE_ATTRIBUTES: &[&str] = &[
     "deployment.environment.name",
 ];
 
-/// Decodes `body` and updates `store`; returns the counts for the response.
+/// Decodes `body` and updates `store`; returns the counts for the response. Protobuf goes
+/// through the zero-copy decoder (`otlp_wire`), OTLP/JSON through prost's serde types.
 pub fn ingest_metrics(
     store: &mut SeriesStore,
     cumulative: &mut HashMap<String, CumulativeState>,
@@ -405,8 +412,161 @@ pub fn ingest_metrics(
     limit: usize,
 ) -> Result<IngestReport, IngestError> {
     let mut buf = Vec::new();
-    let request = decode_metrics(request_bytes(body, gzip, limit, &mut buf)?, encoding)?;
-    Ok(apply_metrics(store, cumulative, agg, &request))
+    let raw = request_bytes(body, gzip, limit, &mut buf)?;
+    match encoding {
+        Encoding::Protobuf => {
+            let view = otlp_wire::decode_metrics(raw)
+                .map_err(|e| IngestError::BadRequest(format!("protobuf: {e}")))?;
+            Ok(apply_view(store, cumulative, agg, &view))
+        }
+        Encoding::Json => {
+            let request = decode_metrics(raw, encoding)?;
+            Ok(apply_metrics(store, cumulative, agg, &request))
+        }
+    }
+}
+
+/// The view of a request decoded by prost (OTLP/JSON, and the reference in tests), borrowing
+/// its strings: what `otlp_wire::decode_metrics` returns for the same request's protobuf.
+pub fn view_of(request: &ExportMetricsServiceRequest) -> MetricsView<'_> {
+    let mut v = MetricsView::default();
+    for rm in &request.resource_metrics {
+        let attrs = rm
+            .resource
+            .as_ref()
+            .map(|r| attrs_to_strings(&r.attributes))
+            .unwrap_or_default();
+        let first = v.metrics.len();
+        for sm in &rm.scope_metrics {
+            for metric in &sm.metrics {
+                let data = metric.data.as_ref().map(|data| view_data(&mut v, data));
+                v.metrics.push(MetricView {
+                    name: &metric.name,
+                    data,
+                });
+            }
+        }
+        v.resources.push(ResourceView {
+            attrs,
+            metrics: first..v.metrics.len(),
+        });
+    }
+    v
+}
+
+fn push_attrs<'a>(v: &mut MetricsView<'a>, kvs: &'a [KeyValue]) -> Range<usize> {
+    let start = v.attrs.len();
+    v.attrs.extend(attrs_to_strings(kvs));
+    start..v.attrs.len()
+}
+
+fn view_data<'a>(v: &mut MetricsView<'a>, data: &'a Data) -> DataView {
+    let numbers = |v: &mut MetricsView<'a>, points: &'a [NumberDataPoint]| {
+        let start = v.numbers.len();
+        for p in points {
+            let attrs = push_attrs(v, &p.attributes);
+            v.numbers.push(NumberPoint {
+                attrs,
+                start_ns: p.start_time_unix_nano,
+                time_ns: p.time_unix_nano,
+                value: number_value(&p.value),
+                flags: p.flags,
+            });
+        }
+        start..v.numbers.len()
+    };
+    match data {
+        Data::Gauge(g) => DataView::Gauge {
+            points: numbers(v, &g.data_points),
+        },
+        Data::Sum(s) => DataView::Sum {
+            temporality: s.aggregation_temporality,
+            monotonic: s.is_monotonic,
+            points: numbers(v, &s.data_points),
+        },
+        Data::Histogram(h) => {
+            let start = v.histograms.len();
+            for p in &h.data_points {
+                let attrs = push_attrs(v, &p.attributes);
+                let b = v.bounds.len();
+                v.bounds.extend(&p.explicit_bounds);
+                let c = v.counts.len();
+                v.counts.extend(&p.bucket_counts);
+                v.histograms.push(HistogramPoint {
+                    attrs,
+                    start_ns: p.start_time_unix_nano,
+                    time_ns: p.time_unix_nano,
+                    count: p.count,
+                    sum: p.sum,
+                    bounds: b..v.bounds.len(),
+                    counts: c..v.counts.len(),
+                    min: p.min,
+                    max: p.max,
+                    flags: p.flags,
+                });
+            }
+            DataView::Histogram {
+                temporality: h.aggregation_temporality,
+                points: start..v.histograms.len(),
+            }
+        }
+        Data::ExponentialHistogram(e) => {
+            let start = v.histograms.len();
+            for p in &e.data_points {
+                let attrs = push_attrs(v, &p.attributes);
+                let side = |b: &'a Option<exponential_histogram_data_point::Buckets>| {
+                    b.as_ref()
+                        .map(|b| (b.offset, &b.bucket_counts[..]))
+                        .unwrap_or((0, &[]))
+                };
+                let (b, c) = (v.bounds.len(), v.counts.len());
+                exponential_buckets(
+                    p.scale,
+                    p.zero_count,
+                    p.zero_threshold,
+                    side(&p.negative),
+                    side(&p.positive),
+                    &mut v.bounds,
+                    &mut v.counts,
+                );
+                v.histograms.push(HistogramPoint {
+                    attrs,
+                    start_ns: p.start_time_unix_nano,
+                    time_ns: p.time_unix_nano,
+                    count: p.count,
+                    sum: p.sum,
+                    bounds: b..v.bounds.len(),
+                    counts: c..v.counts.len(),
+                    min: p.min,
+                    max: p.max,
+                    flags: p.flags,
+                });
+            }
+            DataView::ExponentialHistogram {
+                temporality: e.aggregation_temporality,
+                points: start..v.histograms.len(),
+            }
+        }
+        Data::Summary(s) => {
+            let start = v.summaries.len();
+            for p in &s.data_points {
+                let attrs = push_attrs(v, &p.attributes);
+                let q = v.quantiles.len();
+                v.quantiles
+                    .extend(p.quantile_values.iter().map(|q| (q.quantile, q.value)));
+                v.summaries.push(SummaryPoint {
+                    attrs,
+                    start_ns: p.start_time_unix_nano,
+                    time_ns: p.time_unix_nano,
+                    quantiles: q..v.quantiles.len(),
+                    flags: p.flags,
+                });
+            }
+            DataView::Summary {
+                points: start..v.summaries.len(),
+            }
+        }
+    }
 }
 
 struct Outcome<'a> {
@@ -435,24 +595,34 @@ impl Outcome<'_> {
     }
 }
 
-/// Applies a decoded request to the store.
+/// Applies a request decoded by prost to the store.
 pub fn apply_metrics(
     store: &mut SeriesStore,
     cumulative: &mut HashMap<String, CumulativeState>,
     agg: &mut EventAggregator,
     request: &ExportMetricsServiceRequest,
 ) -> IngestReport {
+    apply_view(store, cumulative, agg, &view_of(request))
+}
+
+/// Applies a decoded request to the store.
+pub fn apply_view(
+    store: &mut SeriesStore,
+    cumulative: &mut HashMap<String, CumulativeState>,
+    agg: &mut EventAggregator,
+    v: &MetricsView<'_>,
+) -> IngestReport {
     let mut report = IngestReport::default();
     let mut out = Outcome {
         report: &mut report,
     };
     let mut key = String::new();
-    for rm in &request.resource_metrics {
-        let resource: Vec<Attr<'_>> = rm
-            .resource
-            .as_ref()
-            .map(|r| attrs_to_strings(&r.attributes))
-            .unwrap_or_default();
+    // Reused for every point: the resource's and the point's attributes, sorted by key, and
+    // the same prepared for the store.
+    let mut all: Vec<(&str, &str)> = Vec::new();
+    let mut attr_key = AttrKey::default();
+    for rv in &v.resources {
+        let resource = &rv.attrs[..];
         // Roll-ups are per service, across its instances: only the attributes that name the
         // service are kept (see SERVICE_ATTRIBUTES).
         let mut service: Vec<(String, String)> = resource
@@ -462,238 +632,224 @@ pub fn apply_metrics(
             .collect();
         service.sort_unstable();
         service.dedup_by(|a, b| a.0 == b.0);
-        for sm in &rm.scope_metrics {
-            for metric in &sm.metrics {
-                let name = metric.name.as_str();
-                if name.is_empty() {
-                    let n = count_points(metric.data.as_ref());
-                    for _ in 0..n.max(1) {
-                        out.reject("a metric without a name was rejected");
-                    }
-                    continue;
+        for metric in &v.metrics[rv.metrics.clone()] {
+            let name = metric.name;
+            if name.is_empty() {
+                let n = metric.data.as_ref().map_or(0, |d| d.points().len());
+                for _ in 0..n.max(1) {
+                    out.reject("a metric without a name was rejected");
                 }
-                match &metric.data {
-                    Some(Data::Gauge(g)) => {
-                        for p in &g.data_points {
-                            let Some(v) = number_value(&p.value) else {
-                                out.reject("a number data point had no value");
-                                continue;
-                            };
-                            let attrs = attrs_to_strings(&p.attributes);
-                            let all = merged(&resource, &attrs);
-                            out.result(store.push(
-                                name,
-                                "value",
-                                &all,
-                                (p.time_unix_nano / NS_PER_MS) as i64,
-                                v,
-                            ));
-                        }
-                    }
-                    Some(Data::Sum(s)) => {
-                        let is_cumulative =
-                            s.aggregation_temporality == AggregationTemporality::Cumulative as i32;
-                        for p in &s.data_points {
-                            let Some(v) = number_value(&p.value) else {
-                                out.reject("a number data point had no value");
-                                continue;
-                            };
-                            let attrs = attrs_to_strings(&p.attributes);
-                            let all = merged(&resource, &attrs);
-                            let ts = (p.time_unix_nano / NS_PER_MS) as i64;
-                            if !s.is_monotonic {
-                                out.result(store.push(name, "value", &all, ts, v));
-                                continue;
-                            }
-                            let delta = if is_cumulative {
-                                crate::store::write_key(&mut key, name, "", &all);
-                                let prev = cumulative.get(key.as_str()).cloned();
-                                let next = CumulativeState {
-                                    start_ns: p.start_time_unix_nano,
-                                    time_ns: p.time_unix_nano,
-                                    value: v,
-                                    ..Default::default()
-                                };
-                                let d = match prev {
-                                    // Same stream, value not lower: an ordinary increase.
-                                    Some(prev)
-                                        if prev.start_ns == p.start_time_unix_nano
-                                            && v >= prev.value =>
-                                    {
-                                        if p.time_unix_nano <= prev.time_ns {
-                                            None
-                                        } else {
-                                            Some((v - prev.value, p.time_unix_nano - prev.time_ns))
-                                        }
-                                    }
-                                    // First point, or a reset: the value counts from its start time.
-                                    _ if p.start_time_unix_nano > 0
-                                        && p.time_unix_nano > p.start_time_unix_nano =>
-                                    {
-                                        Some((v, p.time_unix_nano - p.start_time_unix_nano))
-                                    }
-                                    _ => None,
-                                };
-                                if cumulative.len() < store.config.max_series
-                                    || cumulative.contains_key(key.as_str())
-                                {
-                                    cumulative.insert(key.clone(), next);
-                                }
-                                d
-                            } else if p.time_unix_nano > p.start_time_unix_nano
-                                && p.start_time_unix_nano > 0
-                            {
-                                Some((v, p.time_unix_nano - p.start_time_unix_nano))
-                            } else {
-                                Some((v, 0))
-                            };
-                            match delta {
-                                Some((d, dt_ns)) => {
-                                    let r = store.push(name, "delta", &all, ts, d);
-                                    if dt_ns > 0 && r.is_ok() {
-                                        let _ = store.push(
-                                            name,
-                                            "rate",
-                                            &all,
-                                            ts,
-                                            d / (dt_ns as f64 / 1e9),
-                                        );
-                                    }
-                                    out.result(r);
-                                }
-                                // The first cumulative point without a start time only primes the stream.
-                                None => out.report.accepted += 1,
-                            }
-                        }
-                    }
-                    Some(data @ (Data::Histogram(_) | Data::ExponentialHistogram(_))) => {
-                        // Exponential histograms are turned into explicit-bucket points, then
-                        // take the same path (deltas, per-stream series, roll-ups, quantiles).
-                        let (temporality, converted);
-                        let points: &[HistogramDataPoint] = match data {
-                            Data::Histogram(h) => {
-                                temporality = h.aggregation_temporality;
-                                &h.data_points
-                            }
-                            Data::ExponentialHistogram(e) => {
-                                temporality = e.aggregation_temporality;
-                                converted = e
-                                    .data_points
-                                    .iter()
-                                    .map(exponential_to_explicit)
-                                    .collect::<Vec<_>>();
-                                &converted
-                            }
-                            _ => unreachable!(),
+                continue;
+            }
+            match &metric.data {
+                Some(DataView::Gauge { points }) => {
+                    for p in &v.numbers[points.clone()] {
+                        let Some(val) = p.value else {
+                            out.reject("a number data point had no value");
+                            continue;
                         };
-                        let is_cumulative =
-                            temporality == AggregationTemporality::Cumulative as i32;
-                        let mut rollups: Vec<(u64, Rollup)> = Vec::new();
-                        for p in points {
-                            let attrs = attrs_to_strings(&p.attributes);
-                            let all = merged(&resource, &attrs);
-                            if is_cumulative {
-                                // Only cumulative streams are looked up by key.
-                                crate::store::write_key(&mut key, name, "", &all);
-                            }
-                            let delta = histogram_delta(
-                                p,
-                                is_cumulative,
-                                cumulative,
-                                &key,
-                                store.config.max_series,
-                            );
-                            let Some(d) = delta else {
-                                out.report.accepted += 1;
-                                continue;
-                            };
-                            let ts = (p.time_unix_nano / NS_PER_MS) as i64;
-                            let r = store.push(name, "count", &all, ts, d.count as f64);
-                            if r.is_ok() {
-                                if d.dt_s > 0.0 {
-                                    let _ =
-                                        store.push(name, "rate", &all, ts, d.count as f64 / d.dt_s);
-                                }
-                                if let (Some(sum), true) = (d.sum, d.count > 0) {
-                                    let _ =
-                                        store.push(name, "mean", &all, ts, sum / d.count as f64);
-                                }
-                            }
-                            out.result(r);
-                            let slot =
-                                match rollups.iter().position(|(t, _)| *t == p.time_unix_nano) {
-                                    Some(i) => i,
-                                    None => {
-                                        rollups.push((
-                                            p.time_unix_nano,
-                                            Rollup {
-                                                bounds: d.bounds.clone(),
-                                                buckets: vec![0.0; d.buckets.len()],
-                                                min: f64::INFINITY,
-                                                max: f64::NEG_INFINITY,
-                                                ..Default::default()
-                                            },
-                                        ));
-                                        rollups.len() - 1
-                                    }
-                                };
-                            let ru = &mut rollups[slot].1;
-                            ru.dt_s = ru.dt_s.max(d.dt_s);
-                            ru.count += d.count;
-                            if let Some(s) = d.sum {
-                                ru.sum += s;
-                                ru.has_sum = true;
-                            }
-                            if is_error_point(&attrs) {
-                                ru.errors += d.count;
-                            }
-                            ru.add_buckets(&d.bounds, &d.buckets);
-                            if let Some(m) = d.min {
-                                ru.min = ru.min.min(m);
-                            }
-                            if let Some(m) = d.max {
-                                ru.max = ru.max.max(m);
-                            }
-                        }
-                        for (t, ru) in rollups {
-                            agg.add_rollup(store, name, &service, (t / NS_PER_MS) as i64, &ru);
-                        }
+                        merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
+                        attr_key.set(&all);
+                        out.result(store.push_key(
+                            name,
+                            "value",
+                            &attr_key,
+                            (p.time_ns / NS_PER_MS) as i64,
+                            val,
+                        ));
                     }
-                    Some(Data::Summary(s)) => {
-                        for p in &s.data_points {
-                            let attrs = attrs_to_strings(&p.attributes);
-                            let all = merged(&resource, &attrs);
-                            let ts = (p.time_unix_nano / NS_PER_MS) as i64;
-                            let mut r = Ok(());
-                            for q in &p.quantile_values {
-                                let stat = match q.quantile {
-                                    x if (x - 0.5).abs() < 1e-9 => "p50",
-                                    x if (x - 0.9).abs() < 1e-9 => "p90",
-                                    x if (x - 0.99).abs() < 1e-9 => "p99",
-                                    _ => continue,
-                                };
-                                r = r.and(store.push(name, stat, &all, ts, q.value));
-                            }
-                            out.result(r);
-                        }
-                    }
-                    None => out.reject("a metric had no data"),
                 }
+                Some(DataView::Sum {
+                    temporality,
+                    monotonic,
+                    points,
+                }) => {
+                    let is_cumulative = *temporality == AggregationTemporality::Cumulative as i32;
+                    for p in &v.numbers[points.clone()] {
+                        let Some(val) = p.value else {
+                            out.reject("a number data point had no value");
+                            continue;
+                        };
+                        merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
+                        attr_key.set(&all);
+                        let ts = (p.time_ns / NS_PER_MS) as i64;
+                        if !monotonic {
+                            out.result(store.push_key(name, "value", &attr_key, ts, val));
+                            continue;
+                        }
+                        let delta = if is_cumulative {
+                            crate::store::write_key(&mut key, name, "", &all);
+                            let prev = cumulative.get(key.as_str()).cloned();
+                            let next = CumulativeState {
+                                start_ns: p.start_ns,
+                                time_ns: p.time_ns,
+                                value: val,
+                                ..Default::default()
+                            };
+                            let d = match prev {
+                                // Same stream, value not lower: an ordinary increase.
+                                Some(prev) if prev.start_ns == p.start_ns && val >= prev.value => {
+                                    if p.time_ns <= prev.time_ns {
+                                        None
+                                    } else {
+                                        Some((val - prev.value, p.time_ns - prev.time_ns))
+                                    }
+                                }
+                                // First point, or a reset: the value counts from its start time.
+                                _ if p.start_ns > 0 && p.time_ns > p.start_ns => {
+                                    Some((val, p.time_ns - p.start_ns))
+                                }
+                                _ => None,
+                            };
+                            if cumulative.len() < store.config.max_series
+                                || cumulative.contains_key(key.as_str())
+                            {
+                                cumulative.insert(key.clone(), next);
+                            }
+                            d
+                        } else if p.time_ns > p.start_ns && p.start_ns > 0 {
+                            Some((val, p.time_ns - p.start_ns))
+                        } else {
+                            Some((val, 0))
+                        };
+                        match delta {
+                            Some((d, dt_ns)) => {
+                                let r = store.push_key(name, "delta", &attr_key, ts, d);
+                                if dt_ns > 0 && r.is_ok() {
+                                    let _ = store.push_key(
+                                        name,
+                                        "rate",
+                                        &attr_key,
+                                        ts,
+                                        d / (dt_ns as f64 / 1e9),
+                                    );
+                                }
+                                out.result(r);
+                            }
+                            // The first cumulative point without a start time only primes the stream.
+                            None => out.report.accepted += 1,
+                        }
+                    }
+                }
+                Some(
+                    DataView::Histogram {
+                        temporality,
+                        points,
+                    }
+                    | DataView::ExponentialHistogram {
+                        temporality,
+                        points,
+                    },
+                ) => {
+                    // Exponential histograms were turned into explicit-bucket points when
+                    // decoded: both take this path (deltas, per-stream series, roll-ups).
+                    let is_cumulative = *temporality == AggregationTemporality::Cumulative as i32;
+                    let mut rollups: Vec<(u64, Rollup)> = Vec::new();
+                    for p in &v.histograms[points.clone()] {
+                        let attrs = &v.attrs[p.attrs.clone()];
+                        merge_into(resource, attrs, &mut all);
+                        attr_key.set(&all);
+                        if is_cumulative {
+                            // Only cumulative streams are looked up by key.
+                            crate::store::write_key(&mut key, name, "", &all);
+                        }
+                        let delta = histogram_delta(
+                            p,
+                            &v.bounds[p.bounds.clone()],
+                            &v.counts[p.counts.clone()],
+                            is_cumulative,
+                            cumulative,
+                            &key,
+                            store.config.max_series,
+                        );
+                        let Some(d) = delta else {
+                            out.report.accepted += 1;
+                            continue;
+                        };
+                        let ts = (p.time_ns / NS_PER_MS) as i64;
+                        let r = store.push_key(name, "count", &attr_key, ts, d.count as f64);
+                        if r.is_ok() {
+                            if d.dt_s > 0.0 {
+                                let _ = store.push_key(
+                                    name,
+                                    "rate",
+                                    &attr_key,
+                                    ts,
+                                    d.count as f64 / d.dt_s,
+                                );
+                            }
+                            if let (Some(sum), true) = (d.sum, d.count > 0) {
+                                let _ = store.push_key(
+                                    name,
+                                    "mean",
+                                    &attr_key,
+                                    ts,
+                                    sum / d.count as f64,
+                                );
+                            }
+                        }
+                        out.result(r);
+                        let slot = match rollups.iter().position(|(t, _)| *t == p.time_ns) {
+                            Some(i) => i,
+                            None => {
+                                rollups.push((
+                                    p.time_ns,
+                                    Rollup {
+                                        bounds: d.bounds.to_vec(),
+                                        buckets: vec![0.0; d.buckets.len()],
+                                        min: f64::INFINITY,
+                                        max: f64::NEG_INFINITY,
+                                        ..Default::default()
+                                    },
+                                ));
+                                rollups.len() - 1
+                            }
+                        };
+                        let ru = &mut rollups[slot].1;
+                        ru.dt_s = ru.dt_s.max(d.dt_s);
+                        ru.count += d.count;
+                        if let Some(s) = d.sum {
+                            ru.sum += s;
+                            ru.has_sum = true;
+                        }
+                        if is_error_point(attrs) {
+                            ru.errors += d.count;
+                        }
+                        ru.add_buckets(d.bounds, &d.buckets);
+                        if let Some(m) = d.min {
+                            ru.min = ru.min.min(m);
+                        }
+                        if let Some(m) = d.max {
+                            ru.max = ru.max.max(m);
+                        }
+                    }
+                    for (t, ru) in rollups {
+                        agg.add_rollup(store, name, &service, (t / NS_PER_MS) as i64, &ru);
+                    }
+                }
+                Some(DataView::Summary { points }) => {
+                    for p in &v.summaries[points.clone()] {
+                        merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
+                        attr_key.set(&all);
+                        let ts = (p.time_ns / NS_PER_MS) as i64;
+                        let mut r = Ok(());
+                        for (quantile, value) in &v.quantiles[p.quantiles.clone()] {
+                            let stat = match *quantile {
+                                x if (x - 0.5).abs() < 1e-9 => "p50",
+                                x if (x - 0.9).abs() < 1e-9 => "p90",
+                                x if (x - 0.99).abs() < 1e-9 => "p99",
+                                _ => continue,
+                            };
+                            r = r.and(store.push_key(name, stat, &attr_key, ts, *value));
+                        }
+                        out.result(r);
+                    }
+                }
+                None => out.reject("a metric had no data"),
             }
         }
     }
     report
-}
-
-fn count_points(data: Option<&Data>) -> usize {
-    match data {
-        Some(Data::Gauge(g)) => g.data_points.len(),
-        Some(Data::Sum(s)) => s.data_points.len(),
-        Some(Data::Histogram(h)) => h.data_points.len(),
-        Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
-        Some(Data::Summary(s)) => s.data_points.len(),
-        None => 0,
-    }
 }
 
 fn number_value(v: &Option<number_data_point::Value>) -> Option<f64> {
@@ -704,54 +860,56 @@ fn number_value(v: &Option<number_data_point::Value>) -> Option<f64> {
     }
 }
 
-fn histogram_delta(
-    p: &HistogramDataPoint,
+fn histogram_delta<'a>(
+    p: &HistogramPoint,
+    bounds: &'a [f64],
+    counts: &'a [u64],
     is_cumulative: bool,
     cumulative: &mut HashMap<String, CumulativeState>,
     key: &str,
     max_streams: usize,
-) -> Option<HistogramDelta> {
+) -> Option<HistogramDelta<'a>> {
     let since_start = || {
-        (p.start_time_unix_nano > 0 && p.time_unix_nano > p.start_time_unix_nano)
-            .then(|| (p.time_unix_nano - p.start_time_unix_nano) as f64 / 1e9)
+        (p.start_ns > 0 && p.time_ns > p.start_ns).then(|| (p.time_ns - p.start_ns) as f64 / 1e9)
     };
     if !is_cumulative {
         return Some(HistogramDelta {
             dt_s: since_start().unwrap_or(0.0),
             count: p.count,
             sum: p.sum,
-            bounds: p.explicit_bounds.clone(),
-            buckets: p.bucket_counts.clone(),
+            bounds,
+            buckets: Cow::Borrowed(counts),
             min: p.min,
             max: p.max,
         });
     }
     let next = CumulativeState {
-        start_ns: p.start_time_unix_nano,
-        time_ns: p.time_unix_nano,
+        start_ns: p.start_ns,
+        time_ns: p.time_ns,
         count: p.count,
         sum: p.sum.unwrap_or(0.0),
-        buckets: p.bucket_counts.clone(),
+        buckets: counts.to_vec(),
         ..Default::default()
     };
     let prev = cumulative.get(key);
     let delta = match prev {
         Some(prev)
-            if prev.start_ns == p.start_time_unix_nano
+            if prev.start_ns == p.start_ns
                 && p.count >= prev.count
-                && prev.buckets.len() == p.bucket_counts.len() =>
+                && prev.buckets.len() == counts.len() =>
         {
-            (p.time_unix_nano > prev.time_ns).then(|| HistogramDelta {
-                dt_s: (p.time_unix_nano - prev.time_ns) as f64 / 1e9,
+            (p.time_ns > prev.time_ns).then(|| HistogramDelta {
+                dt_s: (p.time_ns - prev.time_ns) as f64 / 1e9,
                 count: p.count - prev.count,
                 sum: p.sum.map(|s| s - prev.sum),
-                bounds: p.explicit_bounds.clone(),
-                buckets: p
-                    .bucket_counts
-                    .iter()
-                    .zip(&prev.buckets)
-                    .map(|(a, b)| a.saturating_sub(*b))
-                    .collect(),
+                bounds,
+                buckets: Cow::Owned(
+                    counts
+                        .iter()
+                        .zip(&prev.buckets)
+                        .map(|(a, b)| a.saturating_sub(*b))
+                        .collect(),
+                ),
                 // min/max of a cumulative point cover the whole stream: still valid outer
                 // bounds for the interval's quantiles.
                 min: p.min,
@@ -762,8 +920,8 @@ fn histogram_delta(
             dt_s,
             count: p.count,
             sum: p.sum,
-            bounds: p.explicit_bounds.clone(),
-            buckets: p.bucket_counts.clone(),
+            bounds,
+            buckets: Cow::Borrowed(counts),
             min: p.min,
             max: p.max,
         }),
@@ -774,38 +932,66 @@ fn histogram_delta(
     delta
 }
 
-/// An exponential histogram point as an explicit-bucket one: negative buckets (most negative
-/// first), the zero bucket, then positive buckets; bucket `i` at scale `s` covers
-/// `(base^i, base^(i+1)]` with `base = 2^(2^-s)`.
-pub fn exponential_to_explicit(p: &ExponentialHistogramDataPoint) -> HistogramDataPoint {
-    let base = 2f64.powf(2f64.powi(-p.scale));
-    let mut uppers: Vec<f64> = Vec::new();
-    let mut counts: Vec<u64> = Vec::new();
-    if let Some(neg) = &p.negative {
-        for (k, c) in neg.bucket_counts.iter().enumerate().rev() {
-            let i = neg.offset as f64 + k as f64;
-            uppers.push(-base.powf(i));
-            counts.push(*c);
-        }
+/// An exponential histogram's buckets as explicit ones, appended to `bounds` and `counts`:
+/// negative buckets (most negative first), the zero bucket, then positive buckets; bucket `i`
+/// at scale `s` covers `(base^i, base^(i+1)]` with `base = 2^(2^-s)`. `negative` and
+/// `positive` are (offset, counts).
+pub fn exponential_buckets(
+    scale: i32,
+    zero_count: u64,
+    zero_threshold: f64,
+    negative: (i32, &[u64]),
+    positive: (i32, &[u64]),
+    bounds: &mut Vec<f64>,
+    counts: &mut Vec<u64>,
+) {
+    let (b0, c0) = (bounds.len(), counts.len());
+    let base = 2f64.powf(2f64.powi(-scale));
+    let (offset, neg) = negative;
+    for (k, c) in neg.iter().enumerate().rev() {
+        let i = offset as f64 + k as f64;
+        bounds.push(-base.powf(i));
+        counts.push(*c);
     }
-    let has_negative = !counts.is_empty();
-    if p.zero_count > 0 || has_negative {
-        uppers.push(p.zero_threshold.max(0.0));
-        counts.push(p.zero_count);
+    let has_negative = counts.len() > c0;
+    if zero_count > 0 || has_negative {
+        bounds.push(zero_threshold.max(0.0));
+        counts.push(zero_count);
     }
-    if let Some(pos) = &p.positive {
-        for (k, c) in pos.bucket_counts.iter().enumerate() {
-            let i = pos.offset as f64 + k as f64;
-            uppers.push(base.powf(i + 1.0));
-            counts.push(*c);
-        }
+    let (offset, pos) = positive;
+    for (k, c) in pos.iter().enumerate() {
+        let i = offset as f64 + k as f64;
+        bounds.push(base.powf(i + 1.0));
+        counts.push(*c);
     }
     // Explicit histograms have one more bucket than bounds: the last upper edge is implied
     // (the recorded max bounds it when quantiles are estimated).
-    uppers.pop();
-    if counts.is_empty() {
+    if bounds.len() > b0 {
+        bounds.pop();
+    }
+    if counts.len() == c0 {
         counts.push(0);
     }
+}
+
+/// An exponential histogram point as an explicit-bucket one (see `exponential_buckets`).
+pub fn exponential_to_explicit(p: &ExponentialHistogramDataPoint) -> HistogramDataPoint {
+    let side = |b: &Option<exponential_histogram_data_point::Buckets>| {
+        b.as_ref()
+            .map(|b| (b.offset, b.bucket_counts.clone()))
+            .unwrap_or_default()
+    };
+    let (neg, pos) = (side(&p.negative), side(&p.positive));
+    let (mut bounds, mut counts) = (Vec::new(), Vec::new());
+    exponential_buckets(
+        p.scale,
+        p.zero_count,
+        p.zero_threshold,
+        (neg.0, &neg.1),
+        (pos.0, &pos.1),
+        &mut bounds,
+        &mut counts,
+    );
     HistogramDataPoint {
         attributes: p.attributes.clone(),
         start_time_unix_nano: p.start_time_unix_nano,
@@ -813,7 +999,7 @@ pub fn exponential_to_explicit(p: &ExponentialHistogramDataPoint) -> HistogramDa
         count: p.count,
         sum: p.sum,
         bucket_counts: counts,
-        explicit_bounds: uppers,
+        explicit_bounds: bounds,
         exemplars: Vec::new(),
         flags: p.flags,
         min: p.min,

@@ -245,10 +245,14 @@ impl PySeriesStore {
         let attrs = sorted_attributes(attributes);
         py.detach(|| {
             let mut guard = self.state.lock().map_err(poisoned)?;
-            let refs = attr_refs(&attrs);
+            let key = crate::store::AttrKey::new(&attr_refs(&attrs));
             let mut n = 0;
             for (t, v) in timestamps_ms.iter().zip(&values) {
-                if guard.store.push(metric, statistic, &refs, *t, *v).is_ok() {
+                if guard
+                    .store
+                    .push_key(metric, statistic, &key, *t, *v)
+                    .is_ok()
+                {
                     n += 1;
                 }
             }
@@ -263,7 +267,7 @@ impl PySeriesStore {
         let rows: Vec<serde_json::Value> = guard
             .store
             .iter()
-            .filter(|s| metric.is_none_or(|m| &*s.metric == m))
+            .filter(|s| metric.is_none_or(|m| s.metric() == m))
             .take(limit)
             .map(|s| {
                 let last = s.ring.back();
@@ -288,8 +292,8 @@ impl PySeriesStore {
                         .fold(f64::INFINITY, f64::min)
                 });
                 serde_json::json!({
-                    "metric": &*s.metric,
-                    "statistic": &*s.statistic,
+                    "metric": s.metric(),
+                    "statistic": s.statistic(),
                     "attributes": s.attrs().collect::<std::collections::BTreeMap<_, _>>(),
                     "points": s.baseline.samples,
                     "last_ts_ms": last.map(|x| x.ts_ms),

@@ -283,8 +283,8 @@ fn window(
     // History before the window: everything the baseline learned minus the window's points.
     let history = series.baseline.samples.saturating_sub(points.len() as u64);
     let signal = SignalView {
-        metric: series.metric.to_string(),
-        statistic: series.statistic.to_string(),
+        metric: series.metric().to_string(),
+        statistic: series.statistic().to_string(),
         series: series
             .attrs()
             .map(|(k, v)| (k.to_string(), v.to_string()))
