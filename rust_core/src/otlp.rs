@@ -158,20 +158,62 @@ fn attrs_to_strings(kvs: &[KeyValue]) -> Vec<Attr<'_>> {
         .collect()
 }
 
-/// Resource and point attributes merged into `out` (the point wins on a clash), sorted by key.
-fn merge_into<'a>(
+/// Merges a resource's attributes with each of its points' (the point wins on a clash) into
+/// one list sorted by key. SDKs write every point of a metric with the same keys in the same
+/// order, so the order found for one point is remembered: a point with the previous point's
+/// keys takes it without searching for clashes or sorting again. The result is the same: the
+/// order depends on the keys only.
+struct Merger<'a> {
     resource: &'a [Attr<'a>],
-    point: &'a [Attr<'a>],
-    out: &mut Vec<(&'a str, &'a str)>,
-) {
-    out.clear();
-    out.extend(point.iter().map(|(k, v)| (*k, v.as_ref())));
-    for (k, v) in resource {
-        if !point.iter().any(|(pk, _)| pk == k) {
-            out.push((k, v.as_ref()));
+    /// The previous point's keys, as given, and where each merged attribute comes from.
+    keys: Vec<&'a str>,
+    order: Vec<Source>,
+}
+
+#[derive(Clone, Copy)]
+enum Source {
+    Point(usize),
+    Resource(usize),
+}
+
+impl<'a> Merger<'a> {
+    fn new(resource: &'a [Attr<'a>]) -> Self {
+        Merger {
+            resource,
+            keys: Vec::new(),
+            order: Vec::new(),
         }
     }
-    out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+
+    fn merge(&mut self, point: &'a [Attr<'a>], out: &mut Vec<(&'a str, &'a str)>) {
+        let same = self.keys.len() == point.len()
+            && !self.order.is_empty()
+            && self.keys.iter().zip(point).all(|(k, (pk, _))| k == pk);
+        if !same {
+            let key = |s: &Source| match *s {
+                Source::Point(i) => point[i].0,
+                Source::Resource(i) => self.resource[i].0,
+            };
+            self.order.clear();
+            self.order.extend((0..point.len()).map(Source::Point));
+            for (i, (k, _)) in self.resource.iter().enumerate() {
+                if !point.iter().any(|(pk, _)| pk == k) {
+                    self.order.push(Source::Resource(i));
+                }
+            }
+            self.order.sort_unstable_by(|a, b| key(a).cmp(key(b)));
+            self.keys.clear();
+            self.keys.extend(point.iter().map(|(k, _)| *k));
+        }
+        out.clear();
+        out.extend(self.order.iter().map(|s| {
+            let (k, v) = match *s {
+                Source::Point(i) => &point[i],
+                Source::Resource(i) => &self.resource[i],
+            };
+            (*k, v.as_ref())
+        }));
+    }
 }
 
 /// Previous cumulative value of one stream, to turn cumulative points into deltas.
@@ -632,6 +674,7 @@ pub fn apply_view(
             .collect();
         service.sort_unstable();
         service.dedup_by(|a, b| a.0 == b.0);
+        let mut merger = Merger::new(resource);
         for metric in &v.metrics[rv.metrics.clone()] {
             let name = metric.name;
             if name.is_empty() {
@@ -648,7 +691,7 @@ pub fn apply_view(
                             out.reject("a number data point had no value");
                             continue;
                         };
-                        merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
+                        merger.merge(&v.attrs[p.attrs.clone()], &mut all);
                         attr_key.set(&all);
                         out.result(store.push_key(
                             name,
@@ -670,7 +713,7 @@ pub fn apply_view(
                             out.reject("a number data point had no value");
                             continue;
                         };
-                        merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
+                        merger.merge(&v.attrs[p.attrs.clone()], &mut all);
                         attr_key.set(&all);
                         let ts = (p.time_ns / NS_PER_MS) as i64;
                         if !monotonic {
@@ -747,7 +790,7 @@ pub fn apply_view(
                     let mut rollups: Vec<(u64, Rollup)> = Vec::new();
                     for p in &v.histograms[points.clone()] {
                         let attrs = &v.attrs[p.attrs.clone()];
-                        merge_into(resource, attrs, &mut all);
+                        merger.merge(attrs, &mut all);
                         attr_key.set(&all);
                         if is_cumulative {
                             // Only cumulative streams are looked up by key.
@@ -829,7 +872,7 @@ pub fn apply_view(
                 }
                 Some(DataView::Summary { points }) => {
                     for p in &v.summaries[points.clone()] {
-                        merge_into(resource, &v.attrs[p.attrs.clone()], &mut all);
+                        merger.merge(&v.attrs[p.attrs.clone()], &mut all);
                         attr_key.set(&all);
                         let ts = (p.time_ns / NS_PER_MS) as i64;
                         let mut r = Ok(());
@@ -1337,6 +1380,42 @@ mod tests {
             1 << 20,
         );
         assert!(matches!(r, Err(IngestError::BadRequest(_))));
+    }
+
+    #[test]
+    fn merger_reuses_the_order_only_for_the_same_keys() {
+        // The merge as it was before the order was remembered.
+        fn reference<'a>(
+            resource: &'a [Attr<'a>],
+            point: &'a [Attr<'a>],
+        ) -> Vec<(&'a str, &'a str)> {
+            let mut out: Vec<(&str, &str)> = point.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+            for (k, v) in resource {
+                if !point.iter().any(|(pk, _)| pk == k) {
+                    out.push((k, v.as_ref()));
+                }
+            }
+            out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out
+        }
+        let a = |k: &'static str, v: &'static str| -> Attr<'static> { (k, Cow::Borrowed(v)) };
+        let resource = vec![a("service.name", "web"), a("host", "h1"), a("b", "res")];
+        let points = vec![
+            vec![a("b", "1"), a("a", "1")],
+            vec![a("b", "2"), a("a", "2")],
+            vec![a("a", "3"), a("b", "3")],
+            vec![a("a", "4"), a("c", "4"), a("a", "dup")],
+            vec![a("a", "5"), a("c", "5"), a("a", "dup")],
+            vec![],
+            vec![a("host", "mine")],
+            vec![a("z", "6")],
+        ];
+        let mut merger = Merger::new(&resource);
+        let mut out = Vec::new();
+        for p in &points {
+            merger.merge(p, &mut out);
+            assert_eq!(out, reference(&resource, p));
+        }
     }
 
     #[test]
