@@ -182,12 +182,12 @@ class PgVerdictStore(VerdictStore):
     def __repr__(self) -> str:
         return f"PgVerdictStore({self.path!r})"
 
-    def add(self, verdict: Verdict, suggestion_json: str, sinks: list[str]) -> Verdict:
+    def add_json(self, verdict: Verdict, suggestion_json: str, sinks: list[str]) -> tuple[Verdict, str]:
         try:
-            return super().add(verdict, suggestion_json, sinks)
+            return super().add_json(verdict, suggestion_json, sinks)
         except pg_errors.UniqueViolation:
             # Another replica stored this (source, suggestion id) between our look-up and insert.
-            earlier = self.find(verdict.source, verdict.suggestion_id)
+            earlier = self.find_json(verdict.source, verdict.suggestion_id)
             if earlier is None:
                 raise
             return earlier

@@ -201,22 +201,32 @@ class VerdictStore:
             self._conn.execute("COMMIT")
 
     def find(self, source: str, suggestion_id: str) -> Verdict | None:
+        found = self.find_json(source, suggestion_id)
+        return found[0] if found else None
+
+    def find_json(self, source: str, suggestion_id: str) -> tuple[Verdict, str] | None:
+        """The verdict on a suggestion, and its stored JSON; None if it was never decided."""
         with self._lock:
             row = self._conn.execute(
                 "SELECT body FROM verdicts WHERE source = ? AND suggestion_id = ?", (source, suggestion_id)
             ).fetchone()
-        return Verdict.model_validate_json(row["body"]) if row else None
+        return (Verdict.model_validate_json(row["body"]), row["body"]) if row else None
 
     def add(self, verdict: Verdict, suggestion_json: str, sinks: list[str]) -> Verdict:
         """Stores a verdict and queues it for every sink; returns the stored verdict, which is
         the earlier one if this suggestion was already decided."""
+        return self.add_json(verdict, suggestion_json, sinks)[0]
+
+    def add_json(self, verdict: Verdict, suggestion_json: str, sinks: list[str]) -> tuple[Verdict, str]:
+        """``add``, also returning the stored verdict's JSON (an HTTP answer needs no second
+        serialisation of it)."""
         with self._tx() as db:
             row = db.execute(
                 "SELECT body FROM verdicts WHERE source = ? AND suggestion_id = ?",
                 (verdict.source, verdict.suggestion_id),
             ).fetchone()
             if row:
-                return Verdict.model_validate_json(row["body"])
+                return Verdict.model_validate_json(row["body"]), row["body"]
             body = verdict.model_dump_json()  # once: the verdict row and its first version
             db.execute(
                 "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -237,7 +247,7 @@ class VerdictStore:
                 [(verdict.decision_id, s) for s in sinks],
             )
             self._record_version(db, verdict, body)
-        return verdict
+        return verdict, body
 
     # --- lifecycle ----------------------------------------------------------------------------
 

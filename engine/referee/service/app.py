@@ -137,10 +137,10 @@ def build_app(runtime: Runtime) -> Starlette:
         if isinstance(suggestion, Response):
             return suggestion
         if runtime.can_decide_inline():
-            verdict, new = runtime.submit(suggestion)
+            _, body, new = runtime.submit_json(suggestion)
         else:
-            verdict, new = await run_in_threadpool(runtime.submit, suggestion)
-        return Response(verdict.model_dump_json(), 201 if new else 200, media_type="application/json")
+            _, body, new = await run_in_threadpool(runtime.submit_json, suggestion)
+        return Response(body, 201 if new else 200, media_type="application/json")
 
     async def explain(request: Request) -> Response:
         # Read-only: decided like a suggestion, but neither stored nor delivered.

@@ -174,22 +174,27 @@ class Runtime:
     def submit(self, suggestion: Suggestion) -> tuple[Verdict, bool]:
         """Decides a suggestion unless its (source, id) was decided before.
         Returns the verdict and whether it is new."""
+        verdict, _, new = self.submit_json(suggestion)
+        return verdict, new
+
+    def submit_json(self, suggestion: Suggestion) -> tuple[Verdict, str, bool]:
+        """``submit``, also returning the verdict's stored JSON."""
         self.telemetry.suggestion_received(suggestion)
-        earlier = self.verdicts.find(suggestion.source, suggestion.id)
+        earlier = self.verdicts.find_json(suggestion.source, suggestion.id)
         if earlier is not None:
-            return earlier, False
+            return *earlier, False
         with self._decide_lock, self.telemetry.decision(suggestion) as record:
             suggestion_json = suggestion.model_dump_json(exclude_none=True)
             verdict = self.decider.decide(suggestion, payload=suggestion_json)
             verdict = lifecycle.stamp(
                 verdict, suggestion, self.decider.rules, self.settings.lifecycle, datetime.now(UTC)
             )
-            stored = self.verdicts.add(verdict, suggestion_json, [s.name for s in self.sinks])
+            stored, body = self.verdicts.add_json(verdict, suggestion_json, [s.name for s in self.sinks])
             if stored.decision_id == verdict.decision_id:
                 record(stored)
                 self.seasonal.note_verdict(stored)
         self.worker.wake()
-        return stored, stored.decision_id == verdict.decision_id
+        return stored, body, stored.decision_id == verdict.decision_id
 
     def resolve(self, source: str, suggestion_id: str) -> Verdict | None:
         """The source says the condition is over (e.g. a resolved alert): closes the verdict,
