@@ -275,8 +275,14 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Repeated fixed64 (or double), packed or not.
-    fn repeated_fixed64(&mut self, wire_type: u8, out: &mut Vec<u64>) -> Result<()> {
+    /// Repeated fixed64, packed or not, each converted by `from_bits` (`u64::from` for
+    /// counts, `f64::from_bits` for doubles).
+    fn repeated_fixed64<T>(
+        &mut self,
+        wire_type: u8,
+        out: &mut Vec<T>,
+        from_bits: fn(u64) -> T,
+    ) -> Result<()> {
         if wire_type == LEN {
             let b = self.bytes(LEN)?;
             if b.len() % 8 != 0 {
@@ -284,32 +290,12 @@ impl<'a> Reader<'a> {
             }
             out.extend(
                 b.chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
+                    .map(|c| from_bits(u64::from_le_bytes(c.try_into().expect("8 bytes")))),
             );
-            Ok(())
         } else {
-            let v = self.fixed64(wire_type)?;
-            out.push(v);
-            Ok(())
+            out.push(from_bits(self.fixed64(wire_type)?));
         }
-    }
-
-    fn repeated_double(&mut self, wire_type: u8, out: &mut Vec<f64>) -> Result<()> {
-        if wire_type == LEN {
-            let b = self.bytes(LEN)?;
-            if b.len() % 8 != 0 {
-                return Err(WireError("delimited length exceeded"));
-            }
-            out.extend(
-                b.chunks_exact(8)
-                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))),
-            );
-            Ok(())
-        } else {
-            let v = self.double(wire_type)?;
-            out.push(v);
-            Ok(())
-        }
+        Ok(())
     }
 
     fn repeated_varint(&mut self, wire_type: u8, out: &mut Vec<u64>) -> Result<()> {
@@ -878,8 +864,8 @@ impl<'a> Decoder<'a> {
                 3 => p.time_ns = r.fixed64(wt)?,
                 4 => p.count = r.fixed64(wt)?,
                 5 => p.sum = Some(r.double(wt)?),
-                6 => r.repeated_fixed64(wt, &mut self.v.counts)?,
-                7 => r.repeated_double(wt, &mut self.v.bounds)?,
+                6 => r.repeated_fixed64(wt, &mut self.v.counts, u64::from)?,
+                7 => r.repeated_fixed64(wt, &mut self.v.bounds, f64::from_bits)?,
                 8 => check_exemplar(&mut r, wt, depth)?,
                 10 => p.flags = r.u64_varint(wt)? as u32,
                 11 => p.min = Some(r.double(wt)?),
