@@ -27,7 +27,7 @@ from referee.decision.engine import Decider
 from referee.decision.rulepack import LoadedRules, load_rules
 from referee.models import Suggestion, Verdict
 from referee.state import open_store
-from referee.state.seasonal import SeasonalFitter
+from referee.state.seasonal import SeasonalFitter, key_of
 
 _NS = uuid.UUID("6f0c8f3e-5b7d-4d35-9f61-0d7f6a0e5e21")
 _TS_RE = re.compile(rb'"timeUnixNano"\s*:\s*"?(\d+)')
@@ -205,7 +205,7 @@ class Replayer:
             self.store.ingest_points(s.metric, "value", s.attributes, s.ts_ms[pos:stop], s.values[pos:stop])
             self._collect(s)
             if self.fitter is not None:
-                self.fitter.poll()  # before the ring wraps
+                self.fitter.poll(key_of(s.metric, "value", s.attributes))  # before the ring wraps
             pos = stop
         s.cursor = end
         return end - start

@@ -278,8 +278,9 @@ class SeasonalFitter:
                 return width
         return BUCKET_WIDTHS_S[-1] * 2  # coarser than the widest: see ``fit_one``
 
-    def poll(self) -> None:
-        """Picks up newly touched series and appends new points of every tracked one."""
+    def poll(self, only: SeriesKey | None = None) -> None:
+        """Picks up newly touched series and appends new points of every tracked one (of
+        ``only``, when given: replay polls each series as it feeds it)."""
         with self._lock:
             for metric, statistic, attrs in self.store.take_touched():
                 key = key_of(metric, statistic, attrs)
@@ -287,6 +288,8 @@ class SeasonalFitter:
                     stamps = [row[0] for row in self.store.samples(metric, statistic, attrs)]
                     self.histories[key] = History(self.bucket_s(stamps) * 1000)
             for (m, st, pairs), h in self.histories.items():
+                if only is not None and (m, st, pairs) != only:
+                    continue
                 for ts, value, expected, *_ in self.store.samples(m, st, dict(pairs)):
                     if ts > h.last_seen_ms:
                         h.add(ts, value, expected)
