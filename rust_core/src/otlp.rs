@@ -502,6 +502,25 @@ fn push_attrs<'a>(v: &mut MetricsView<'a>, kvs: &'a [KeyValue]) -> Range<usize> 
     start..v.attrs.len()
 }
 
+/// A view's histogram point from a prost explicit or exponential histogram data point (the two
+/// share these fields' names).
+macro_rules! histogram_point {
+    ($p:expr, $attrs:expr, $bounds:expr, $counts:expr) => {
+        HistogramPoint {
+            attrs: $attrs,
+            start_ns: $p.start_time_unix_nano,
+            time_ns: $p.time_unix_nano,
+            count: $p.count,
+            sum: $p.sum,
+            bounds: $bounds,
+            counts: $counts,
+            min: $p.min,
+            max: $p.max,
+            flags: $p.flags,
+        }
+    };
+}
+
 fn view_data<'a>(v: &mut MetricsView<'a>, data: &'a Data) -> DataView {
     let numbers = |v: &mut MetricsView<'a>, points: &'a [NumberDataPoint]| {
         let start = v.numbers.len();
@@ -534,18 +553,12 @@ fn view_data<'a>(v: &mut MetricsView<'a>, data: &'a Data) -> DataView {
                 v.bounds.extend(&p.explicit_bounds);
                 let c = v.counts.len();
                 v.counts.extend(&p.bucket_counts);
-                v.histograms.push(HistogramPoint {
+                v.histograms.push(histogram_point!(
+                    p,
                     attrs,
-                    start_ns: p.start_time_unix_nano,
-                    time_ns: p.time_unix_nano,
-                    count: p.count,
-                    sum: p.sum,
-                    bounds: b..v.bounds.len(),
-                    counts: c..v.counts.len(),
-                    min: p.min,
-                    max: p.max,
-                    flags: p.flags,
-                });
+                    b..v.bounds.len(),
+                    c..v.counts.len()
+                ));
             }
             DataView::Histogram {
                 temporality: h.aggregation_temporality,
@@ -571,18 +584,12 @@ fn view_data<'a>(v: &mut MetricsView<'a>, data: &'a Data) -> DataView {
                     &mut v.bounds,
                     &mut v.counts,
                 );
-                v.histograms.push(HistogramPoint {
+                v.histograms.push(histogram_point!(
+                    p,
                     attrs,
-                    start_ns: p.start_time_unix_nano,
-                    time_ns: p.time_unix_nano,
-                    count: p.count,
-                    sum: p.sum,
-                    bounds: b..v.bounds.len(),
-                    counts: c..v.counts.len(),
-                    min: p.min,
-                    max: p.max,
-                    flags: p.flags,
-                });
+                    b..v.bounds.len(),
+                    c..v.counts.len()
+                ));
             }
             DataView::ExponentialHistogram {
                 temporality: e.aggregation_temporality,
