@@ -64,6 +64,7 @@ def serve(
     from referee.config import Settings
     from referee.decision.rulepack import RulePackError
     from referee.service.app import build_app
+    from referee.service.http import OneWriteHttpToolsProtocol
     from referee.service.runtime import Runtime
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -80,7 +81,13 @@ def serve(
         raise typer.Exit(1) from None
     signal.signal(signal.SIGHUP, lambda *_: runtime.reload_rules())
     try:
-        uvicorn.run(build_app(runtime), host=settings.host, port=settings.port, log_level=log_level.lower())
+        uvicorn.run(
+            build_app(runtime),
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level.lower(),
+            http=OneWriteHttpToolsProtocol,
+        )
     finally:
         runtime.close()
 

@@ -151,6 +151,17 @@ class Verdict(BaseModel):
         default=None, description="When a pending verdict is re-evaluated for the last time."
     )
 
+    # Verdict JSON leaves out the fields that have no value (all optional in the schema) unless
+    # asked otherwise: a rule that did not match is then `{rule_id, mode, priority, matched}`,
+    # which halves a verdict with many rules loaded, and with it the stored row and the answer.
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:
+        kwargs.setdefault("exclude_none", True)
+        return super().model_dump(**kwargs)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        kwargs.setdefault("exclude_none", True)
+        return super().model_dump_json(**kwargs)
+
 
 class Finding(BaseModel):
     """What a watch rule saw on a live series without any suggestion: a possible miss.

@@ -133,12 +133,17 @@ pub struct RuleOutcome {
     pub id: String,
     pub matched: bool,
     /// The `when` condition's value, when it was evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub when: Option<bool>,
     /// Why the evidence was missing (the rule can then only be inconclusive).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub missing: Option<String>,
     /// An evaluation error (treated like missing evidence).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub signal: Option<Arc<SignalView>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Arc<BaselineView>>,
 }
 

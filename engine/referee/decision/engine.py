@@ -201,7 +201,8 @@ class Decider:
         effects: list[Decision] = []
         for outcome in outcomes:
             rule = by_id[outcome["id"]]
-            if not (outcome["matched"] or outcome["error"] or outcome["signal"]):  # nothing to say
+            # Fields without a value are left out of an outcome: an unmatched rule is {id, matched}.
+            if not (outcome["matched"] or "error" in outcome or "signal" in outcome):  # nothing to say
                 traces.append(self._unmatched_trace(rules, rule))
                 continue
             exception = applied.get(rule.id)
