@@ -87,5 +87,8 @@ class RuleSet:
     @property
     def revision(self) -> str: ...
     def evaluate(self, store: SeriesStore, suggestion_json: str, at_ms: int) -> str:
-        """Evaluates every rule; returns the outcomes as JSON."""
+        """Evaluates every rule; returns as JSON, in rule order, the outcomes of the rules that
+        matched or failed to evaluate (``{id, matched, when?, missing?, error?, signal?,
+        baseline?}``; a field without a value is left out). A rule missing from the list did
+        not match."""
     def __len__(self) -> int: ...

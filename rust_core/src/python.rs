@@ -511,7 +511,9 @@ impl PyRuleSet {
     }
 
     /// Evaluates every rule against a suggestion (JSON) with the data up to `at_ms`;
-    /// returns the outcomes as JSON.
+    /// returns the outcomes as JSON, in rule order, of the rules that have something to say:
+    /// those that matched and those whose evaluation failed. (Most rules do not match a given
+    /// suggestion; their outcome would only repeat the rule id.)
     fn evaluate(
         &self,
         py: Python<'_>,
@@ -524,7 +526,11 @@ impl PyRuleSet {
         py.detach(|| {
             let guard = store.state.lock().map_err(poisoned)?;
             let outcomes = self.rules.evaluate(&guard.store, &suggestion, at_ms);
-            serde_json::to_string(&outcomes).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+            let said: Vec<_> = outcomes
+                .iter()
+                .filter(|o| o.matched || o.error.is_some())
+                .collect();
+            serde_json::to_string(&said).map_err(|e| PyRuntimeError::new_err(e.to_string()))
         })
     }
 }

@@ -163,25 +163,27 @@ class Decider:
     def __init__(self, store: _core.SeriesStore, rules: LoadedRules) -> None:
         self.store = store
         self.rules = rules
-        #: One shared trace per rule for "did not match", for the rule set it was built from:
-        #: most rules do not match a given suggestion, and building their traces anew cost
-        #: more than evaluating every rule.
-        self._unmatched: tuple[LoadedRules | None, dict[str, RuleTrace]] = (None, {})
+        #: For the rule set it was built from: the trace of every suggestion rule (mode not
+        #: `off`, in file order) as if none matched, and each such rule's place in it. Most rules do not
+        #: match a given suggestion: a decision copies this list and replaces the entries of
+        #: the rules that did (their traces are immutable, so the copies share them).
+        self._unmatched: tuple[LoadedRules | None, list[RuleTrace], dict[str, int]] = (None, [], {})
 
-    def _unmatched_trace(self, rules: LoadedRules, rule: Rule) -> RuleTrace:
+    def _unmatched_traces(self, rules: LoadedRules) -> tuple[list[RuleTrace], dict[str, int]]:
         if self._unmatched[0] is not rules:
-            self._unmatched = (rules, {})
-        cache = self._unmatched[1]
-        trace = cache.get(rule.id)
-        if trace is None:
-            trace = cache[rule.id] = RuleTrace(
-                rule_id=rule.id,
-                mode=rule.mode,  # type: ignore[arg-type]
-                priority=rule.priority,
-                matched=False,
-                protect=rule.protect or None,
-            )
-        return trace
+            traces = [
+                RuleTrace(
+                    rule_id=rule.id,
+                    mode=rule.mode,  # type: ignore[arg-type]
+                    priority=rule.priority,
+                    matched=False,
+                    protect=rule.protect or None,
+                )
+                for rule in rules.rules
+                if rule.kind != "watch" and rule.mode != "off"
+            ]
+            self._unmatched = (rules, traces, {t.rule_id: i for i, t in enumerate(traces)})
+        return self._unmatched[1], self._unmatched[2]
 
     def decide(
         self, suggestion: Suggestion, at: datetime | None = None, payload: str | None = None
@@ -193,18 +195,17 @@ class Decider:
         # Log counts and span RED series are written per finished minute: write those due.
         self.store.flush_events(at_ms)
         payload = payload or suggestion.model_dump_json(exclude_none=True)
+        unmatched, position = self._unmatched_traces(rules)
+        # Only the rules that matched or failed are in `outcomes` (fields without a value are
+        # left out too); every other rule keeps its "did not match" trace.
         outcomes = json.loads(rules.compiled.evaluate(self.store, payload, at_ms))
         by_id = rules.by_id
-        outcomes = [o for o in outcomes if by_id[o["id"]].mode != "off"]
+        outcomes = [o for o in outcomes if o["id"] in position]  # not the rules whose mode is `off`
         applied = applied_exceptions(rules, self.store, payload, at_ms, outcomes)
-        traces: list[RuleTrace] = []
+        traces = list(unmatched)
         effects: list[Decision] = []
         for outcome in outcomes:
             rule = by_id[outcome["id"]]
-            # Fields without a value are left out of an outcome: an unmatched rule is {id, matched}.
-            if not (outcome["matched"] or "error" in outcome or "signal" in outcome):  # nothing to say
-                traces.append(self._unmatched_trace(rules, rule))
-                continue
             exception = applied.get(rule.id)
             effect = None if exception else _effect_of(rule, outcome)
             trace = RuleTrace(
@@ -224,7 +225,7 @@ class Decider:
                 exception=exception,
                 protect=rule.protect or None,
             )
-            traces.append(trace)
+            traces[position[rule.id]] = trace
             if effect is not None:
                 effects.append((rule, trace, effect))
 
