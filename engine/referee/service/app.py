@@ -76,12 +76,11 @@ async def _suggestion_body(request: Request) -> bytes | Response:
 def _parse_suggestion(body: bytes) -> Suggestion | Response:
     """A Suggestion v1 from a request body, or the 400/422 answer naming what is wrong."""
     try:
-        raw = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return _problem(400, f"body is not JSON: {e}")
-    try:
-        return Suggestion.model_validate(raw)
+        return Suggestion.model_validate_json(body)  # parsed and validated in one pass
     except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        if first["type"] == "json_invalid":
+            return _problem(400, f"body is not JSON: {first['msg'].removeprefix('Invalid JSON: ')}")
         return _problem(
             422,
             "not a valid Suggestion v1",
