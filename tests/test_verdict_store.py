@@ -112,6 +112,40 @@ def test_a_new_version_is_delivered_again_with_the_ref(store: VerdictStore) -> N
     assert store.outbox_depth() == 0
 
 
+def test_history_keeps_each_version_once(store: VerdictStore) -> None:
+    v1 = store.add(verdict("s1", value="inconclusive"), "{}", [])
+    assert [(h.version, h.verdict) for h in store.history(v1.decision_id)] == [(1, "inconclusive")]
+    # A revision that keeps the version (the status changes) replaces the current body only.
+    store.revise(v1.model_copy(update={"status": "pending"}), requeue=False)
+    assert [(h.version, h.status) for h in store.history(v1.decision_id)] == [(1, "pending")]
+    v2 = v1.model_copy(update={"verdict": "confirm", "version": 2})
+    store.revise(v2, requeue=True)
+    v3 = v1.model_copy(update={"verdict": "suppress", "version": 3, "status": "settled"})
+    store.revise(v3, requeue=True)
+    assert [(h.version, h.verdict, h.status) for h in store.history(v1.decision_id)] == [
+        (1, "inconclusive", "pending"),
+        (2, "confirm", "settled"),
+        (3, "suppress", "settled"),
+    ]
+    assert store.history("no-such-decision") == []
+
+
+def test_history_reads_databases_that_kept_the_current_version_too(store: VerdictStore) -> None:
+    # Before, the first decision also wrote its body as version 1 in verdict_versions.
+    v1 = store.add(verdict("s1"), "{}", [])
+    with store._tx() as db:
+        db.execute(
+            "INSERT INTO verdict_versions VALUES (?, ?, ?, ?, ?)",
+            (v1.decision_id, 1, v1.verdict, v1.rules_revision, v1.model_dump_json()),
+        )
+    assert [h.version for h in store.history(v1.decision_id)] == [1]
+    store.revise(v1.model_copy(update={"verdict": "suppress", "version": 2}), requeue=False)
+    assert [(h.version, h.verdict) for h in store.history(v1.decision_id)] == [
+        (1, "confirm"),
+        (2, "suppress"),
+    ]
+
+
 def test_findings_one_open_per_rule_and_series(store: VerdictStore) -> None:
     f = Finding(rule_id="w", subject={"service.name": "db"}, metric="m", statistic="p99", found_at=T0)
     first = store.add_finding(f)

@@ -7,9 +7,12 @@
   (e.g. the Grafana annotation id) is kept so that re-delivery updates instead of duplicating.
   Rows survive restarts, so verdicts decided while Grafana was down are delivered later.
 * ``lifecycle`` and ``verdict_versions``: the status (pending | settled | closed) and current
-  version of each decision, and every version's body. A re-evaluation that changes a verdict
-  stores a new version and puts the decision's deliveries back to pending, keeping their
-  ``ref`` so sinks update what they wrote (see ``referee.decision.lifecycle``).
+  version of each decision, and the bodies of its earlier versions (the current one is the
+  ``verdicts`` row: a first decision writes no version row, which keeps the commit on the
+  request path small). A re-evaluation that changes a verdict archives the current body as
+  its version, stores the new one and puts the decision's deliveries back to pending,
+  keeping their ``ref`` so sinks update what they wrote (see ``referee.decision.lifecycle``).
+  Databases written before this kept a row for the current version too; it is ignored.
 """
 
 from __future__ import annotations
@@ -227,7 +230,7 @@ class VerdictStore:
             ).fetchone()
             if row:
                 return Verdict.model_validate_json(row["body"]), row["body"]
-            body = verdict.model_dump_json()  # once: the verdict row and its first version
+            body = verdict.model_dump_json()
             db.execute(
                 "INSERT INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -246,13 +249,13 @@ class VerdictStore:
                 "INSERT INTO deliveries (decision_id, sink) VALUES (?, ?)",
                 [(verdict.decision_id, s) for s in sinks],
             )
-            self._record_version(db, verdict, body)
+            self._record_lifecycle(db, verdict)
         return verdict, body
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     @staticmethod
-    def _record_version(db: sqlite3.Connection, verdict: Verdict, body: str | None = None) -> None:
+    def _record_lifecycle(db: sqlite3.Connection, verdict: Verdict) -> None:
         db.execute(
             "INSERT OR REPLACE INTO lifecycle VALUES (?, ?, ?, ?, ?)",
             (
@@ -261,16 +264,6 @@ class VerdictStore:
                 verdict.version,
                 verdict.settles_at.isoformat() if verdict.settles_at else None,
                 verdict.decided_at.isoformat(),
-            ),
-        )
-        db.execute(
-            "INSERT OR REPLACE INTO verdict_versions VALUES (?, ?, ?, ?, ?)",
-            (
-                verdict.decision_id,
-                verdict.version,
-                verdict.verdict,
-                verdict.rules_revision,
-                body if body is not None else verdict.model_dump_json(),
             ),
         )
 
@@ -291,11 +284,19 @@ class VerdictStore:
         to pending with its ``ref`` kept, so each sink updates what it wrote, once.
         """
         with self._tx() as db:
+            # A new version: the current body becomes the record of the version it was.
+            db.execute(
+                "INSERT OR REPLACE INTO verdict_versions (decision_id, version, verdict, rules_revision, body) "
+                "SELECT v.decision_id, l.version, v.verdict, v.rules_revision, v.body "
+                "FROM verdicts v JOIN lifecycle l ON l.decision_id = v.decision_id "
+                "WHERE v.decision_id = ? AND l.version < ?",
+                (verdict.decision_id, verdict.version),
+            )
             db.execute(
                 "UPDATE verdicts SET verdict = ?, rules_revision = ?, body = ? WHERE decision_id = ?",
                 (verdict.verdict, verdict.rules_revision, verdict.model_dump_json(), verdict.decision_id),
             )
-            self._record_version(db, verdict)
+            self._record_lifecycle(db, verdict)
             if requeue:
                 db.execute(
                     "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt = 0, "
@@ -307,9 +308,15 @@ class VerdictStore:
         """Every stored version of a decision, oldest first (the last is the current one)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT body FROM verdict_versions WHERE decision_id = ? ORDER BY version", (decision_id,)
+                "SELECT vv.body FROM verdict_versions vv JOIN lifecycle l ON l.decision_id = vv.decision_id "
+                "WHERE vv.decision_id = ? AND vv.version < l.version ORDER BY vv.version",
+                (decision_id,),
             ).fetchall()
-        return [Verdict.model_validate_json(r["body"]) for r in rows]
+            current = self._conn.execute(
+                "SELECT body FROM verdicts WHERE decision_id = ?", (decision_id,)
+            ).fetchone()
+        bodies = [r["body"] for r in rows] + ([current["body"]] if current else [])
+        return [Verdict.model_validate_json(b) for b in bodies]
 
     def get(self, decision_id: str) -> Verdict | None:
         with self._lock:
