@@ -286,7 +286,8 @@ class VerdictStore:
         with self._tx() as db:
             # A new version: the current body becomes the record of the version it was.
             db.execute(
-                "INSERT OR REPLACE INTO verdict_versions (decision_id, version, verdict, rules_revision, body) "
+                "INSERT OR REPLACE INTO verdict_versions "
+                "(decision_id, version, verdict, rules_revision, body) "
                 "SELECT v.decision_id, l.version, v.verdict, v.rules_revision, v.body "
                 "FROM verdicts v JOIN lifecycle l ON l.decision_id = v.decision_id "
                 "WHERE v.decision_id = ? AND l.version < ?",
