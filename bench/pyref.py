@@ -273,33 +273,29 @@ class MedianWindow:
         return (s[n // 2 - 1] + s[n // 2]) / 2.0
 
     def mad(self) -> float:
+        """The walk outwards from the median of ``MedianWindow::mad``, as one loop: the odd
+        case's answer is the last deviation taken, the even case's the mean of the last two."""
         s = self.sorted
         n = len(s)
         if n == 0:
             return 0.0
-        m = self.median()
-        split = bisect_left(s, m)
-        lo, hi = split - 1, split
-        last = 0.0
-
-        def take(k: int) -> float:
-            nonlocal lo, hi, last
-            for _ in range(k + 1):
-                dl = m - s[lo] if lo >= 0 else INF
-                dh = s[hi] - m if hi < n else INF
-                if dl <= dh:
-                    last = dl
-                    lo -= 1
-                else:
-                    last = dh
-                    hi += 1
-            return last
-
-        if n % 2 == 1:
-            return take(n // 2)
-        a = take(n // 2 - 1)
-        b = take(0)
-        return (a + b) / 2.0
+        h = n // 2
+        odd = n % 2 == 1
+        m = s[h] if odd else (s[h - 1] + s[h]) / 2.0
+        lo = bisect_left(s, m) - 1
+        hi = lo + 1
+        last = prev = 0.0
+        for _ in range(h + 1):
+            dl = m - s[lo] if lo >= 0 else INF
+            dh = s[hi] - m if hi < n else INF
+            prev = last
+            if dl <= dh:
+                last = dl
+                lo -= 1
+            else:
+                last = dh
+                hi += 1
+        return last if odd else (prev + last) / 2.0
 
 
 def count_day(days: Any, i: int, prev_ts: int, ts_ms: int, period_ms: int) -> None:
