@@ -166,7 +166,9 @@ def _attrs(kvs: Any) -> list[tuple[str, str]]:
 # score.rs
 
 
-def raw_anomaly(z: float, mean_z: float, novel: bool, shift_weight: float, novelty_boost: float, band_k: float) -> float:
+def raw_anomaly(
+    z: float, mean_z: float, novel: bool, shift_weight: float, novelty_boost: float, band_k: float
+) -> float:
     if not math.isfinite(z):
         return 0.0 if z != z else 1.0
     shift = shift_weight * abs(mean_z) if math.isfinite(mean_z) else 0.0
@@ -473,7 +475,12 @@ class StreamingBaseline:
         return band
 
     def update_with_band(
-        self, ts_ms: int, value: float, judged: Band | None, history: deque[Sample] | None, cfg: BaselineConfig
+        self,
+        ts_ms: int,
+        value: float,
+        judged: Band | None,
+        history: deque[Sample] | None,
+        cfg: BaselineConfig,
     ) -> None:
         # Range::observe, in single precision.
         _F32[0] = value
@@ -500,10 +507,7 @@ class StreamingBaseline:
             z = 0.0
             raw = 0.0
         self.last_raw = raw
-        if math.isfinite(z):
-            q = int(fclamp(round_half_away(z * 10.0), -127.0, 127.0))
-        else:
-            q = 0
+        q = int(fclamp(round_half_away(z * 10.0), -127.0, 127.0)) if math.isfinite(z) else 0
         recent_z[self.recent_pos] = q
         self.recent_pos = (self.recent_pos + 1) % RECENT_Z
         self.recent_n = min(self.recent_n + 1, RECENT_Z)
@@ -593,15 +597,14 @@ class StreamingBaseline:
             emax = -INF
             if history is not None:
                 usable = max(idx - self.episode_since, 0)
-                j = 0
-                for s in reversed(history):
-                    if j >= horizon or j >= usable:
+                take = min(horizon, usable)
+                for j, s in enumerate(reversed(history)):
+                    if j >= take:
                         break
                     r = s.raw
                     if r > emax:
                         emax = r
                         self.episode_max_at = idx - 1 - j
-                    j += 1
             self.episode_max = emax
         prev_max = self.episode_max
         _F32[0] = raw
@@ -640,9 +643,21 @@ class Sample:
 
 
 class Series:
-    __slots__ = ("artifact", "attributes", "baseline", "duplicates", "metric", "out_of_order", "ring", "statistic", "wants_sketch")
+    __slots__ = (
+        "artifact",
+        "attributes",
+        "baseline",
+        "duplicates",
+        "metric",
+        "out_of_order",
+        "ring",
+        "statistic",
+        "wants_sketch",
+    )
 
-    def __init__(self, metric: str, statistic: str, attributes: tuple[tuple[str, str], ...], cfg: StoreConfig) -> None:
+    def __init__(
+        self, metric: str, statistic: str, attributes: tuple[tuple[str, str], ...], cfg: StoreConfig
+    ) -> None:
         self.metric = metric
         self.statistic = statistic
         self.attributes = attributes
@@ -690,7 +705,9 @@ def bucket_range(bounds: list[float], k: int) -> tuple[float, float]:
     return lo, hi
 
 
-def bucket_quantile_f(bounds: list[float], buckets: list[float], q: float, mn: float, mx: float) -> float | None:
+def bucket_quantile_f(
+    bounds: list[float], buckets: list[float], q: float, mn: float, mx: float
+) -> float | None:
     total = 0.0
     for c in buckets:
         total += c
@@ -712,7 +729,19 @@ def bucket_quantile_f(bounds: list[float], buckets: list[float], q: float, mn: f
 
 
 class Rollup:
-    __slots__ = ("bounds", "buckets", "count", "dt_s", "errors", "first_ms", "has_sum", "last_ms", "max", "min", "sum")
+    __slots__ = (
+        "bounds",
+        "buckets",
+        "count",
+        "dt_s",
+        "errors",
+        "first_ms",
+        "has_sum",
+        "last_ms",
+        "max",
+        "min",
+        "sum",
+    )
 
     def __init__(self, bounds: list[float], n_buckets: int) -> None:
         self.dt_s = 0.0
@@ -730,7 +759,13 @@ class Rollup:
     def copy(self) -> Rollup:
         r = Rollup(list(self.bounds), 0)
         r.buckets = list(self.buckets)
-        r.dt_s, r.count, r.sum, r.has_sum, r.errors = self.dt_s, self.count, self.sum, self.has_sum, self.errors
+        r.dt_s, r.count, r.sum, r.has_sum, r.errors = (
+            self.dt_s,
+            self.count,
+            self.sum,
+            self.has_sum,
+            self.errors,
+        )
         r.min, r.max, r.first_ms, r.last_ms = self.min, self.max, self.first_ms, self.last_ms
         return r
 
@@ -886,7 +921,9 @@ class PyStore:
     ) -> None:
         if ring_capacity == 0 or max_series == 0:
             raise ValueError("max_series and ring_capacity must be positive")
-        self.config = StoreConfig(max_series, ring_capacity, BaselineConfig(min_samples, season_min_days, band_k))
+        self.config = StoreConfig(
+            max_series, ring_capacity, BaselineConfig(min_samples, season_min_days, band_k)
+        )
         self.max_body_bytes = max_body_bytes
         # (metric, attributes) -> {statistic: series}: one attribute-tuple hash per point for
         # all the statistics it writes (Rust hashes the packed attributes once the same way).
@@ -901,7 +938,9 @@ class PyStore:
 
     # ---- store.rs ------------------------------------------------------------------------
 
-    def push(self, metric: str, statistic: str, attrs: tuple[tuple[str, str], ...], ts_ms: int, value: float) -> str | None:
+    def push(
+        self, metric: str, statistic: str, attrs: tuple[tuple[str, str], ...], ts_ms: int, value: float
+    ) -> str | None:
         """``SeriesStore::push``: None when stored, else the rejection's message."""
         group = self.groups.get((metric, attrs))
         if group is None:
@@ -962,7 +1001,9 @@ class PyStore:
 
     # ---- otlp_events.rs --------------------------------------------------------------------
 
-    def _bucket(self, metric: str, attrs: tuple[tuple[str, str], ...], kind: str, ts_ms: int) -> Bucket | None:
+    def _bucket(
+        self, metric: str, attrs: tuple[tuple[str, str], ...], kind: str, ts_ms: int
+    ) -> Bucket | None:
         start = ts_ms // BUCKET_MS * BUCKET_MS
         key = (metric, attrs)
         entry = self.open.get(key)
@@ -980,7 +1021,9 @@ class PyStore:
             self.late += 1
         return entry[1]
 
-    def add_rollup(self, metric: str, service: tuple[tuple[str, str], ...], ts_ms: int, rollup: Rollup) -> None:
+    def add_rollup(
+        self, metric: str, service: tuple[tuple[str, str], ...], ts_ms: int, rollup: Rollup
+    ) -> None:
         rollup = rollup.copy()
         rollup.last_ms = ts_ms
         rollup.first_ms = ts_ms - int(rollup.dt_s * 1000.0)
@@ -1067,28 +1110,7 @@ class PyStore:
                 if not service_l or service_l[-1][0] != kv[0]:
                     service_l.append(kv)
             service = tuple(service_l)
-            # Merger: the merged order is remembered for the previous point's keys.
-            prev_keys: tuple[str, ...] | None = None
-            getter: Any = None
-
-            def merge(point: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-                nonlocal prev_keys, getter
-                keys = tuple([kv[0] for kv in point])
-                if keys != prev_keys or getter is None:
-                    pkeys = set(keys)
-                    n = len(point)
-                    srcs = list(range(n)) + [n + i for i, (k, _) in enumerate(resource) if k not in pkeys]
-                    combined = point + resource
-                    srcs.sort(key=lambda s: combined[s][0])
-                    if len(srcs) == 0:
-                        getter = lambda _c: ()  # noqa: E731
-                    elif len(srcs) == 1:
-                        only = srcs[0]
-                        getter = lambda c: (c[only],)  # noqa: E731
-                    else:
-                        getter = itemgetter(*srcs)
-                    prev_keys = keys
-                return getter(point + resource)  # type: ignore[no-any-return]
+            merge = _Merger(resource).merge
 
             for sm in rm.scope_metrics:
                 for metric in sm.metrics:
@@ -1293,10 +1315,14 @@ class PyStore:
 
     # ---- reading back ----------------------------------------------------------------------
 
-    def series(self) -> dict[tuple[str, str, tuple[tuple[str, str], ...]], list[tuple[int, float, float, float, float]]]:
+    def series(
+        self,
+    ) -> dict[tuple[str, str, tuple[tuple[str, str], ...]], list[tuple[int, float, float, float, float]]]:
         """Every series' ring: {(metric, statistic, attributes): [(ts_ms, value, expected, sigma, score)]}."""
         return {
-            (s.metric, s.statistic, s.attributes): [(x.ts_ms, x.value, x.expected, x.sigma, x.score) for x in s.ring]
+            (s.metric, s.statistic, s.attributes): [
+                (x.ts_ms, x.value, x.expected, x.sigma, x.score) for x in s.ring
+            ]
             for s in self.all_series
         }
 
@@ -1320,6 +1346,37 @@ class PyStore:
 
     def __len__(self) -> int:
         return len(self.all_series)
+
+
+class _Merger:
+    """``Merger``: a resource's attributes merged with each point's (the point wins), sorted by
+    key. The order found for one point's keys is remembered for the next point with the same
+    keys, as in Rust; the result depends on the keys only."""
+
+    __slots__ = ("getter", "keys", "resource")
+
+    def __init__(self, resource: list[tuple[str, str]]) -> None:
+        self.resource = resource
+        self.keys: tuple[str, ...] | None = None
+        self.getter: Any = None
+
+    def merge(self, point: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+        combined = point + self.resource
+        keys = tuple([kv[0] for kv in point])
+        if keys != self.keys or self.getter is None:
+            pkeys = set(keys)
+            n = len(point)
+            srcs = list(range(n)) + [n + i for i, (k, _) in enumerate(self.resource) if k not in pkeys]
+            srcs.sort(key=lambda i: combined[i][0])
+            if len(srcs) == 0:
+                self.getter = lambda _c: ()
+            elif len(srcs) == 1:
+                only = srcs[0]
+                self.getter = lambda c: (c[only],)
+            else:
+                self.getter = itemgetter(*srcs)
+            self.keys = keys
+        return self.getter(combined)
 
 
 def _write_key(metric: str, statistic: str, attrs: tuple[tuple[str, str], ...]) -> str:

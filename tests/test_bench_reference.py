@@ -6,19 +6,14 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.pyref import PyStore
+from bench.workload import POINTS_PER_REQUEST, build_payloads
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb  # noqa: E402
-
-from bench.pyref import PyStore  # noqa: E402
-from bench.workload import POINTS_PER_REQUEST, build_payloads  # noqa: E402
-from referee import _core  # noqa: E402
+from referee import _core
 
 T0_NS = 1_700_000_123_456_000_000  # not on a minute boundary
 MINUTE_NS = 60_000_000_000
@@ -227,9 +222,9 @@ def _edge_request(r: int, t: int) -> bytes:
     sq.name = "sq"
     p = sq.summary.data_points.add()
     p.time_unix_nano = t
-    for q, v in ((0.5, 1.0 + rng), (0.75, 2.0), (0.9, 3.0 + rng), (0.99, 9.0 + rng)):
+    for q, qval in ((0.5, 1.0 + rng), (0.75, 2.0), (0.9, 3.0 + rng), (0.99, 9.0 + rng)):
         qv = p.quantile_values.add()
-        qv.quantile, qv.value = q, v
+        qv.quantile, qv.value = q, qval
 
     unnamed = sm.metrics.add()
     unnamed.gauge.data_points.add().as_double = 1.0
