@@ -309,3 +309,21 @@ def test_roll_up_bounds_merge_matches(bad: list[float]) -> None:
     rust.flush_events(I64_MAX)
     ref.flush_events(I64_MAX)
     compare(rust, ref)
+
+
+@pytest.mark.parametrize("max_series", [2, 40])
+def test_series_cap_and_short_ring_match_the_rust_path(max_series: int) -> None:
+    """A series cap (new series, cumulative streams and roll-up buckets refused) and a ring
+    shorter than the history (samples dropped, the episode maximum rescanned from fewer)."""
+    kwargs: dict[str, Any] = {"max_series": max_series, "ring_capacity": 16, "min_samples": 10}
+    rust, ref = _core.SeriesStore(**kwargs), PyStore(**kwargs)
+    for r in range(48):
+        body = _edge_request(r, T0_NS + r * MINUTE_NS)
+        accepted, rejected, _ = rust.ingest_otlp_metrics(body, gzip=True)
+        assert ref.ingest(body) == (accepted, rejected)
+    assert rust.stats()["series_rejected"] > 0
+    assert (rust.stats()["refused_events"] > 0) == (max_series == 2)
+    compare(rust, ref)
+    rust.flush_events(I64_MAX)
+    ref.flush_events(I64_MAX)
+    compare(rust, ref)
