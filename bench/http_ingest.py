@@ -1,7 +1,8 @@
 """End-to-end OTLP/HTTP ingest: ``referee serve`` in its own process, fed by a load generator
 in another (``bench.http_client``), against two references run the same way in the same run:
-the pure-Python reference ingest and a server that ingests nothing, both on the same minimal
-Starlette/uvicorn stack (``bench.ref_server``)."""
+the light pure-Python reference ingest (``bench.workload.python_ingest``, which does less
+than Referee) and a server that ingests nothing, both on the same minimal Starlette/uvicorn
+stack (``bench.ref_server``)."""
 
 from __future__ import annotations
 

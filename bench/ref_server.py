@@ -3,7 +3,8 @@
 
     python -m bench.ref_server --port N --mode python|noop
 
-* ``python``: the pure-Python reference ingest (``bench.workload.python_ingest``);
+* ``python``: the light pure-Python reference ingest (``bench.workload.python_ingest``: an
+  EWMA and a ring per series, less than Referee does);
 * ``noop``: reads the body and answers, ingesting nothing: the ceiling the HTTP stack and the
   client leave for any ingest on this machine.
 """

@@ -1,4 +1,4 @@
-"""The OTLP metrics workload every ingest benchmark sends, and the pure-Python reference ingest.
+"""The OTLP metrics workload every ingest benchmark sends, and the light pure-Python reference ingest.
 
 Each request carries 8,192 points: a third gauge (``system.memory.usage``), a third delta
 monotonic sum (``http.server.requests``) and a third explicit-bucket histogram
@@ -115,10 +115,12 @@ class PySeries:
 
 
 def python_ingest(store: dict[tuple[Any, ...], PySeries], body: bytes) -> int:
-    """The reference: inflate, decode with opentelemetry-proto, key each point by metric,
-    statistic and sorted attributes, update an EWMA and a ring. It does less than the Rust path
-    (no median/MAD window, no sketch, no hour-of-week slots, no histogram roll-ups or
-    quantiles, no out-of-order checks), so the ratio against it is conservative."""
+    """The light reference: inflate, decode with opentelemetry-proto, key each point by metric,
+    statistic and sorted attributes, update an EWMA and a ring. It does much less than the Rust
+    path (no median/MAD window, no hour-of-day or weekday slots, no anomaly score, no rate
+    series, no histogram roll-ups or quantiles, no duplicate or out-of-order checks). The
+    ``ingest`` benchmark's main reference is the faithful port in ``bench/pyref.py``; this one is
+    kept for comparison with earlier results and serves the HTTP benchmark (bench/ref_server.py)."""
     req = pb.ExportMetricsServiceRequest.FromString(gzip.decompress(body))
     n = 0
     for rm in req.resource_metrics:
