@@ -13,6 +13,8 @@
 //!   comparisons are CEL's to define).
 //!
 //! `rules.rs` tests both evaluators against each other on the default packs' conditions.
+//!
+//! `Match` below does the same for `match` conditions over the suggestion.
 
 use cel::common::ast::{operators, Expr, IdedExpr, LiteralValue};
 
@@ -283,4 +285,145 @@ impl Fast {
             }
         })
     }
+}
+
+/// A native evaluator for `match` conditions: a suggestion field compared with a string, or
+/// looked up in a list of strings, joined by `&&`, `||` and `!`, for example
+/// `suggestion.claim.kind == "latency_high" && suggestion.subject["service.name"] in ["a", "b"]`
+/// (packs' lists and macros are expanded into such literals before compiling).
+///
+/// Every rule's `match` is evaluated for every suggestion, so this is most of a decision's
+/// work on conditions: here it reads the suggestion's JSON directly. Same rule as above: a
+/// field that is absent, or not a string, gives `None` and CEL decides (and reports its error
+/// when it has one), so both always agree.
+#[derive(Debug, Clone)]
+pub enum Match {
+    Bool(bool),
+    /// A field (its path below `suggestion`) equals, or does not equal, a string.
+    Eq(Vec<String>, String),
+    Ne(Vec<String>, String),
+    /// A field is one of these strings.
+    In(Vec<String>, Vec<String>),
+    /// `has(suggestion.a.b)`: the field is present.
+    Has(Vec<String>),
+    Not(Box<Match>),
+    And(Box<Match>, Box<Match>),
+    Or(Box<Match>, Box<Match>),
+}
+
+/// Compiles a `match` condition into the subset, or `None` when any part is outside it.
+pub fn compile_match(e: &IdedExpr) -> Option<Match> {
+    match &e.expr {
+        Expr::Literal(LiteralValue::Boolean(b)) => Some(Match::Bool((*b).into())),
+        Expr::Select(sel) if sel.test => {
+            let mut path = match &sel.operand.expr {
+                Expr::Ident(root) if root == "suggestion" => Vec::new(),
+                _ => field_path(&sel.operand)?,
+            };
+            path.push(sel.field.clone());
+            Some(Match::Has(path))
+        }
+        Expr::Call(call) if call.target.is_none() => {
+            let name = call.func_name.as_str();
+            match (name, &call.args[..]) {
+                (operators::LOGICAL_NOT, [a]) => Some(Match::Not(Box::new(compile_match(a)?))),
+                (operators::LOGICAL_AND, [a, b]) => Some(Match::And(
+                    Box::new(compile_match(a)?),
+                    Box::new(compile_match(b)?),
+                )),
+                (operators::LOGICAL_OR, [a, b]) => Some(Match::Or(
+                    Box::new(compile_match(a)?),
+                    Box::new(compile_match(b)?),
+                )),
+                (operators::EQUALS | operators::NOT_EQUALS, [a, b]) => {
+                    let (field, text) = match (field_path(a), string_literal(b)) {
+                        (Some(f), Some(s)) => (f, s),
+                        _ => (field_path(b)?, string_literal(a)?),
+                    };
+                    Some(if name == operators::EQUALS {
+                        Match::Eq(field, text)
+                    } else {
+                        Match::Ne(field, text)
+                    })
+                }
+                (operators::IN, [a, b]) => {
+                    let Expr::List(list) = &b.expr else {
+                        return None;
+                    };
+                    let items = list
+                        .elements
+                        .iter()
+                        .map(string_literal)
+                        .collect::<Option<Vec<_>>>()?;
+                    Some(Match::In(field_path(a)?, items))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `suggestion.a.b` or `suggestion.a["b"]` as `["a", "b"]`.
+fn field_path(e: &IdedExpr) -> Option<Vec<String>> {
+    match &e.expr {
+        Expr::Select(sel) if !sel.test => {
+            let mut path = match &sel.operand.expr {
+                Expr::Ident(root) if root == "suggestion" => Vec::new(),
+                _ => field_path(&sel.operand)?,
+            };
+            path.push(sel.field.clone());
+            Some(path)
+        }
+        Expr::Call(call)
+            if call.target.is_none()
+                && call.func_name == operators::INDEX
+                && call.args.len() == 2 =>
+        {
+            let mut path = field_path(&call.args[0])?;
+            path.push(string_literal(&call.args[1])?);
+            Some(path)
+        }
+        _ => None,
+    }
+}
+
+fn string_literal(e: &IdedExpr) -> Option<String> {
+    match &e.expr {
+        Expr::Literal(LiteralValue::String(s)) => Some(s.inner().to_string()),
+        _ => None,
+    }
+}
+
+impl Match {
+    /// The condition on the suggestion's JSON; `None` when CEL must decide.
+    pub fn eval(&self, suggestion: &serde_json::Value) -> Option<bool> {
+        Some(match self {
+            Match::Bool(b) => *b,
+            Match::Eq(path, text) => field(suggestion, path)? == text,
+            Match::Ne(path, text) => field(suggestion, path)? != text,
+            Match::In(path, items) => {
+                let value = field(suggestion, path)?;
+                items.iter().any(|i| i == value)
+            }
+            Match::Has(path) => {
+                let (last, parent) = path.split_last()?;
+                value(suggestion, parent)?.as_object()?.contains_key(last)
+            }
+            Match::Not(a) => !a.eval(suggestion)?,
+            // Short-circuit as CEL does: its `false && error` is false, `true || error` true;
+            // an error on the left comes back as None and CEL decides.
+            Match::And(a, b) => a.eval(suggestion)? && b.eval(suggestion)?,
+            Match::Or(a, b) => a.eval(suggestion)? || b.eval(suggestion)?,
+        })
+    }
+}
+
+fn value<'v>(suggestion: &'v serde_json::Value, path: &[String]) -> Option<&'v serde_json::Value> {
+    path.iter()
+        .try_fold(suggestion, |v, key| v.as_object()?.get(key))
+}
+
+fn field<'v>(suggestion: &'v serde_json::Value, path: &[String]) -> Option<&'v str> {
+    value(suggestion, path)?.as_str()
 }

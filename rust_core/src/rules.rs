@@ -119,6 +119,8 @@ struct CompiledRule {
     /// Index of the first rule with the same `match` text: it is evaluated once per
     /// suggestion and shared (packs repeat `suggestion.claim.kind == "..."` often).
     match_slot: usize,
+    /// The same `match` for the native evaluator, when it is inside its subset.
+    match_fast: Option<crate::fastpath::Match>,
     when_prog: Option<Program>,
     /// The same `when` for the native evaluator, when it is inside its subset.
     when_fast: Option<crate::fastpath::Fast>,
@@ -603,6 +605,7 @@ impl RuleSet {
                         .or_insert(rules.len());
                     rules.push(CompiledRule {
                         id: spec.id,
+                        match_fast: crate::fastpath::compile_match(match_prog.expression()),
                         match_prog,
                         match_slot,
                         when_fast: when_prog
@@ -699,7 +702,12 @@ impl RuleSet {
         let mut matches: Vec<Option<Result<Value, ExecutionError>>> = vec![None; self.rules.len()];
         for rule in &self.rules {
             let shared = matches[rule.match_slot]
-                .get_or_insert_with(|| rule.match_prog.execute(&root))
+                .get_or_insert_with(|| {
+                    match rule.match_fast.as_ref().and_then(|m| m.eval(suggestion)) {
+                        Some(b) => Ok(Value::Bool(b)),
+                        None => rule.match_prog.execute(&root),
+                    }
+                })
                 .clone();
             let matched = match shared {
                 Ok(Value::Bool(b)) => b,
@@ -1105,6 +1113,72 @@ mod tests {
         assert_eq!(p.execute(&ctx), Ok(Value::Bool(true)));
         let p = compile_condition(&env, "r", "when", "2 * 1.5 > 2", &[], &names).unwrap();
         assert!(p.execute(&ctx).is_err());
+    }
+
+    /// The native `match` evaluator and CEL agree on every condition of its subset, over
+    /// suggestions with the fields present, absent, null and of other types.
+    #[test]
+    fn match_fast_path_agrees_with_cel() {
+        let conditions = [
+            r#"suggestion.claim.kind == "anomaly" && has(suggestion.claim.direction) && suggestion.claim.direction == "up""#,
+            r#"suggestion.claim.kind == "anomaly" && !has(suggestion.claim.direction)"#,
+            r#"suggestion.claim.kind == "latency_high""#,
+            r#""latency_high" == suggestion.claim.kind"#,
+            r#"suggestion.subject["service.name"] in ["api", "web"]"#,
+            r#"suggestion.claim.kind != "traffic_drop" || suggestion.source == "grafana""#,
+            r#"suggestion.subject["service.name"] == "web" && suggestion.claim.kind == "error_rate_high""#,
+            r#"has(suggestion.action) && suggestion.action.kind == "scale_out""#,
+            r#"has(suggestion.subject.team) || false"#,
+            r#"!(suggestion.claim.kind in ["anomaly", "latency_high"])"#,
+            "true",
+        ];
+        let suggestions = [
+            json!({"source": "copilot", "subject": {"service.name": "web"}, "claim": {"kind": "latency_high"}}),
+            json!({"source": "grafana", "subject": {"service.name": "api", "team": "x"}, "claim": {"kind": "anomaly", "direction": "up"}}),
+            json!({"source": "copilot", "subject": {"service.name": "db"}, "claim": {"kind": "anomaly", "direction": "down"}}),
+            json!({"source": "copilot", "subject": {}, "claim": {"kind": "anomaly", "direction": null}}),
+            json!({"source": "copilot", "subject": {"service.name": 7}, "claim": {"kind": "traffic_drop", "direction": 1}}),
+            json!({"source": "copilot", "subject": {"service.name": "web"}, "claim": "latency_high"}),
+            json!({"source": 3, "claim": {"kind": "error_rate_high"}, "action": {"kind": "scale_out"}}),
+            json!({"subject": {"service.name": "web"}, "claim": {"kind": "error_rate_high"}, "action": null}),
+            json!({"subject": ["web"], "claim": {}, "action": {"kind": 2}}),
+            json!({}),
+        ];
+        let env = Arc::new(Env::stdlib());
+        let names = FunctionNames::new(env.clone(), &[]);
+        let (mut fast_answers, mut cel_decides) = (0, 0);
+        for src in conditions {
+            let prog = compile_condition(&env, "r", "match", src, &["suggestion"], &names).unwrap();
+            let fast = crate::fastpath::compile_match(prog.expression())
+                .unwrap_or_else(|| panic!("{src} should be in the match subset"));
+            for s in &suggestions {
+                let mut ctx = Context::default();
+                ctx.add_variable_from_value("suggestion", cel::to_value(s).unwrap());
+                match fast.eval(s) {
+                    Some(b) => {
+                        fast_answers += 1;
+                        assert_eq!(prog.execute(&ctx), Ok(Value::Bool(b)), "{src} on {s}");
+                    }
+                    None => cel_decides += 1,
+                }
+            }
+        }
+        assert!(
+            fast_answers > 60 && cel_decides > 5,
+            "{fast_answers} {cel_decides}"
+        );
+        for src in [
+            "suggestion.claim.observed > 1.0",
+            "size(suggestion.links) > 0",
+            r#"suggestion.claim.kind.startsWith("lat")"#,
+            r#"suggestion.claim.kind == suggestion.source"#,
+        ] {
+            let prog = compile_condition(&env, "r", "match", src, &["suggestion"], &names).unwrap();
+            assert!(
+                crate::fastpath::compile_match(prog.expression()).is_none(),
+                "{src}"
+            );
+        }
     }
 
     /// The native evaluator and CEL agree on every condition of its subset, over evidence

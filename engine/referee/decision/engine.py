@@ -110,23 +110,27 @@ def _ms_to_dt(ms: int) -> datetime:
 
 def _evidence(trace: RuleTrace, rule: Rule | None, suggestion: Suggestion) -> Evidence:
     sig, base = trace.signal or {}, trace.baseline or {}
-    ev = Evidence(claimed=suggestion.claim.observed)
+    fields: dict[str, Any] = {"claimed": suggestion.claim.observed}
     if sig:
-        ev.metric = sig["metric"]
-        ev.statistic = sig["statistic"]
-        ev.observed = sig["observed"]
-        ev.samples = sig["samples"]
-        ev.window = (rule.signal or {}).get("window") if rule else None
-        ev.window_start = _ms_to_dt(sig["start_ms"])
-        ev.window_end = _ms_to_dt(sig["end_ms"])
+        fields |= {
+            "metric": sig["metric"],
+            "statistic": sig["statistic"],
+            "observed": sig["observed"],
+            "samples": sig["samples"],
+            "window": (rule.signal or {}).get("window") if rule else None,
+            "window_start": _ms_to_dt(sig["start_ms"]),
+            "window_end": _ms_to_dt(sig["end_ms"]),
+        }
     if base:
-        ev.expected = base["expected"]
-        ev.band = Band(lower=base["lower"], upper=base["upper"])
-        ev.score = base["max_raw_score"]  # the window's worst point, alert already raised or not
-        ev.baseline_model = base["model"]
-        ev.baseline_history = base["history"]
-        ev.baseline_freshness_s = base["freshness_s"]
-    return ev
+        fields |= {
+            "expected": base["expected"],
+            "band": Band(lower=base["lower"], upper=base["upper"]),
+            "score": base["max_raw_score"],  # the window's worst point, alert already raised or not
+            "baseline_model": base["model"],
+            "baseline_history": base["history"],
+            "baseline_freshness_s": base["freshness_s"],
+        }
+    return Evidence(**fields)
 
 
 _MODEL_WORDS = {
