@@ -168,9 +168,9 @@ class Decider:
         self.store = store
         self.rules = rules
         #: For the rule set it was built from: the trace of every suggestion rule (mode not
-        #: `off`, in file order) as if none matched, and each such rule's place in it. Most rules do not
-        #: match a given suggestion: a decision copies this list and replaces the entries of
-        #: the rules that did (their traces are immutable, so the copies share them).
+        #: `off`, in file order) as if none matched, and each such rule's place in it. Most
+        #: rules do not match a given suggestion: a decision copies this list and replaces the
+        #: entries of the rules that did (traces are immutable, so the copies share them).
         self._unmatched: tuple[LoadedRules | None, list[RuleTrace], dict[str, int]] = (None, [], {})
 
     def _unmatched_traces(self, rules: LoadedRules) -> tuple[list[RuleTrace], dict[str, int]]:
