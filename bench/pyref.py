@@ -930,7 +930,9 @@ class PyStore:
         self.groups: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Series]] = {}
         self.all_series: list[Series] = []
         self.stats = Stats()
-        self.cumulative: dict[str, tuple[int, int, float, int, float, list[int]]] = {}
+        self.cumulative: dict[
+            tuple[str, tuple[tuple[str, str], ...]], tuple[int, int, float, int, float, list[int]]
+        ] = {}
         # (metric, attrs) -> [kind, bucket]
         self.open: dict[tuple[str, tuple[tuple[str, str], ...]], list[Any]] = {}
         self.late = 0
@@ -1153,7 +1155,7 @@ class PyStore:
                             start_ns = p.start_time_unix_nano
                             delta: tuple[float, int] | None
                             if is_cumulative:
-                                key = _write_key(name, "", attrs)
+                                key = (name, attrs)  # otlp.rs stream_key: metric and attributes, unforgeable
                                 prev = cumulative.get(key)
                                 if prev is not None and prev[0] == start_ns and val >= prev[2]:
                                     delta = None if time_ns <= prev[1] else (val - prev[2], time_ns - prev[1])
@@ -1289,7 +1291,7 @@ class PyStore:
         since_start = (time_ns - start_ns) / 1e9 if start_ns > 0 and time_ns > start_ns else None
         if not is_cumulative:
             return (since_start if since_start is not None else 0.0, count, hsum, counts, hmin, hmax)
-        key = _write_key(name, "", attrs)
+        key = (name, attrs)  # otlp.rs stream_key: metric and attributes, unforgeable
         cumulative = self.cumulative
         prev = cumulative.get(key)
         delta: tuple[float, int, float | None, list[int], float | None, float | None] | None
@@ -1377,8 +1379,3 @@ class _Merger:
                 self.getter = itemgetter(*srcs)
             self.keys = keys
         return self.getter(combined)
-
-
-def _write_key(metric: str, statistic: str, attrs: tuple[tuple[str, str], ...]) -> str:
-    """``store::write_key``: the cumulative streams' key."""
-    return metric + "\x1f" + statistic + "".join(f"\x1f{k}\x1e{v}" for k, v in attrs)

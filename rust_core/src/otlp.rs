@@ -216,6 +216,18 @@ impl<'a> Merger<'a> {
     }
 }
 
+/// The state of every cumulative stream, by `stream_key`.
+pub type CumulativeStreams = HashMap<Vec<u8>, CumulativeState>;
+
+/// A cumulative stream's key: the metric and the (packed, length-delimited) attributes, so no
+/// attribute value can make two streams share a key.
+fn stream_key(buf: &mut Vec<u8>, metric: &str, attrs: &AttrKey) {
+    buf.clear();
+    buf.extend_from_slice(&(metric.len() as u32).to_le_bytes());
+    buf.extend_from_slice(metric.as_bytes());
+    buf.extend_from_slice(attrs.packed());
+}
+
 /// Previous cumulative value of one stream, to turn cumulative points into deltas.
 #[derive(Debug, Clone, Default)]
 pub struct CumulativeState {
@@ -446,7 +458,7 @@ pub const SERVICE_ATTRIBUTES: &[&str] = &[
 /// through the zero-copy decoder (`otlp_wire`), OTLP/JSON through prost's serde types.
 pub fn ingest_metrics(
     store: &mut SeriesStore,
-    cumulative: &mut HashMap<String, CumulativeState>,
+    cumulative: &mut CumulativeStreams,
     agg: &mut EventAggregator,
     body: &[u8],
     encoding: Encoding,
@@ -647,7 +659,7 @@ impl Outcome<'_> {
 /// Applies a request decoded by prost to the store.
 pub fn apply_metrics(
     store: &mut SeriesStore,
-    cumulative: &mut HashMap<String, CumulativeState>,
+    cumulative: &mut CumulativeStreams,
     agg: &mut EventAggregator,
     request: &ExportMetricsServiceRequest,
 ) -> IngestReport {
@@ -657,7 +669,7 @@ pub fn apply_metrics(
 /// Applies a decoded request to the store.
 pub fn apply_view(
     store: &mut SeriesStore,
-    cumulative: &mut HashMap<String, CumulativeState>,
+    cumulative: &mut CumulativeStreams,
     agg: &mut EventAggregator,
     v: &MetricsView<'_>,
 ) -> IngestReport {
@@ -665,7 +677,7 @@ pub fn apply_view(
     let mut out = Outcome {
         report: &mut report,
     };
-    let mut key = String::new();
+    let mut key: Vec<u8> = Vec::new();
     // Reused for every point: the resource's and the point's attributes, sorted by key, and
     // the same prepared for the store.
     let mut all: Vec<(&str, &str)> = Vec::new();
@@ -728,15 +740,12 @@ pub fn apply_view(
                             continue;
                         }
                         let delta = if is_cumulative {
-                            crate::store::write_key(&mut key, name, "", &all);
-                            let prev = cumulative.get(key.as_str()).cloned();
-                            let next = CumulativeState {
-                                start_ns: p.start_ns,
-                                time_ns: p.time_ns,
-                                value: val,
-                                ..Default::default()
-                            };
-                            let d = match prev {
+                            stream_key(&mut key, name, &attr_key);
+                            // The stream's state is updated in place: no key or state is
+                            // allocated for a stream already known.
+                            let room = cumulative.len() < store.config.max_series;
+                            let prev = cumulative.get_mut(&key[..]);
+                            let d = match prev.as_deref() {
                                 // Same stream, value not lower: an ordinary increase.
                                 Some(prev) if prev.start_ns == p.start_ns && val >= prev.value => {
                                     if p.time_ns <= prev.time_ns {
@@ -751,10 +760,18 @@ pub fn apply_view(
                                 }
                                 _ => None,
                             };
-                            if cumulative.len() < store.config.max_series
-                                || cumulative.contains_key(key.as_str())
-                            {
-                                cumulative.insert(key.clone(), next);
+                            let next = CumulativeState {
+                                start_ns: p.start_ns,
+                                time_ns: p.time_ns,
+                                value: val,
+                                ..Default::default()
+                            };
+                            match prev {
+                                Some(prev) => *prev = next,
+                                None if room => {
+                                    cumulative.insert(key.clone(), next);
+                                }
+                                None => {}
                             }
                             d
                         } else if p.time_ns > p.start_ns && p.start_ns > 0 {
@@ -801,7 +818,7 @@ pub fn apply_view(
                         attr_key.set(&all);
                         if is_cumulative {
                             // Only cumulative streams are looked up by key.
-                            crate::store::write_key(&mut key, name, "", &all);
+                            stream_key(&mut key, name, &attr_key);
                         }
                         let delta = histogram_delta(
                             p,
@@ -915,8 +932,8 @@ fn histogram_delta<'a>(
     bounds: &'a [f64],
     counts: &'a [u64],
     is_cumulative: bool,
-    cumulative: &mut HashMap<String, CumulativeState>,
-    key: &str,
+    cumulative: &mut CumulativeStreams,
+    key: &[u8],
     max_streams: usize,
 ) -> Option<HistogramDelta<'a>> {
     let since_start = || {
@@ -933,16 +950,11 @@ fn histogram_delta<'a>(
             max: p.max,
         });
     }
-    let next = CumulativeState {
-        start_ns: p.start_ns,
-        time_ns: p.time_ns,
-        count: p.count,
-        sum: p.sum.unwrap_or(0.0),
-        buckets: counts.to_vec(),
-        ..Default::default()
-    };
-    let prev = cumulative.get(key);
-    let delta = match prev {
+    // The stream's state is updated in place: no key, state or bucket vector is allocated for
+    // a stream already known.
+    let room = cumulative.len() < max_streams;
+    let prev = cumulative.get_mut(key);
+    let delta = match prev.as_deref() {
         Some(prev)
             if prev.start_ns == p.start_ns
                 && p.count >= prev.count
@@ -976,8 +988,28 @@ fn histogram_delta<'a>(
             max: p.max,
         }),
     };
-    if cumulative.len() < max_streams || cumulative.contains_key(key) {
-        cumulative.insert(key.to_owned(), next);
+    match prev {
+        Some(prev) => {
+            prev.start_ns = p.start_ns;
+            prev.time_ns = p.time_ns;
+            prev.value = 0.0;
+            prev.count = p.count;
+            prev.sum = p.sum.unwrap_or(0.0);
+            prev.buckets.clear();
+            prev.buckets.extend_from_slice(counts);
+        }
+        None if room => {
+            let next = CumulativeState {
+                start_ns: p.start_ns,
+                time_ns: p.time_ns,
+                count: p.count,
+                sum: p.sum.unwrap_or(0.0),
+                buckets: counts.to_vec(),
+                ..Default::default()
+            };
+            cumulative.insert(key.to_owned(), next);
+        }
+        None => {}
     }
     delta
 }
@@ -1271,6 +1303,47 @@ mod tests {
         let rollup: Vec<_> = found.iter().filter(|s| s.attributes.len() == 1).collect();
         assert_eq!(rollup.len(), 1);
         assert_eq!(rollup[0].ring.back().unwrap().value, 14.0);
+    }
+
+    #[test]
+    fn cumulative_streams_keep_apart_whatever_their_attribute_values() {
+        // With keys joined by separator characters these two streams had one key, and each
+        // point was taken as the other stream's next value.
+        let mut store = SeriesStore::new(StoreConfig::default());
+        let mut cum = HashMap::new();
+        let mut agg = EventAggregator::default();
+        let sum = |t_ms: u64, attrs: Vec<KeyValue>, v: i64| {
+            request(vec![Metric {
+                name: "requests".into(),
+                data: Some(Data::Sum(Sum {
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    is_monotonic: true,
+                    data_points: vec![NumberDataPoint {
+                        start_time_unix_nano: NS_PER_MS,
+                        time_unix_nano: t_ms * NS_PER_MS,
+                        value: Some(number_data_point::Value::AsInt(v)),
+                        attributes: attrs,
+                        ..Default::default()
+                    }],
+                })),
+                ..Default::default()
+            }])
+        };
+        let forged = || vec![kv("a", "x\u{1f}b\u{1e}y")];
+        let plain = || vec![kv("a", "x"), kv("b", "y")];
+        for (t, attrs, v) in [(10_000, forged(), 10), (10_000, plain(), 100)] {
+            apply_metrics(&mut store, &mut cum, &mut agg, &sum(t, attrs, v));
+        }
+        for (t, attrs, v) in [(20_000, forged(), 20), (20_000, plain(), 105)] {
+            apply_metrics(&mut store, &mut cum, &mut agg, &sum(t, attrs, v));
+        }
+        let deltas = |attrs: &[(&str, &str)]| -> Vec<f64> {
+            let s = store.get("requests", "delta", attrs).unwrap();
+            s.ring.iter().map(|x| x.value).collect()
+        };
+        let svc = ("service.name", "web");
+        assert_eq!(deltas(&[("a", "x\u{1f}b\u{1e}y"), svc]), vec![10.0, 10.0]);
+        assert_eq!(deltas(&[("a", "x"), ("b", "y"), svc]), vec![100.0, 5.0]);
     }
 
     #[test]

@@ -1006,7 +1006,7 @@ mod tests {
     //! Differential tests: the zero-copy decoder against prost (the reference) on the official
     //! example, on generated requests covering every field, and on corrupted bytes.
     use super::*;
-    use crate::otlp::{self, view_of, CumulativeState, Encoding, IngestReport};
+    use crate::otlp::{self, view_of, Encoding, IngestReport};
     use crate::otlp_events::EventAggregator;
     use crate::store::{SeriesStore, StoreConfig};
     use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -1021,7 +1021,6 @@ mod tests {
     };
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use prost::Message;
-    use std::collections::HashMap;
 
     /// xorshift64*: a seeded generator, so failures replay.
     struct Rng(u64);
@@ -1269,7 +1268,7 @@ mod tests {
     /// Everything a request leaves in a fresh store: the report and every series' points.
     fn applied(view: &MetricsView<'_>) -> (IngestReport, Vec<String>) {
         let mut store = SeriesStore::new(StoreConfig::default());
-        let mut cumulative: HashMap<String, CumulativeState> = HashMap::new();
+        let mut cumulative = otlp::CumulativeStreams::new();
         let mut agg = EventAggregator::default();
         let report = otlp::apply_view(&mut store, &mut cumulative, &mut agg, view);
         agg.flush(&mut store, i64::MAX);

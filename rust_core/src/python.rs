@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::baseline::BaselineConfig;
 use crate::error::{IngestError, RuleError};
-use crate::otlp::{self, CumulativeState, Encoding};
+use crate::otlp::{self, Encoding};
 use crate::otlp_events::{self, EventAggregator};
 use crate::rules::{RuleFunction, RuleSet, RuleSpec};
 use crate::store::{SeriesStore, StoreConfig};
@@ -55,7 +55,7 @@ type SampleRow = (i64, f64, f64, f64, f64, f64);
 
 struct State {
     store: SeriesStore,
-    cumulative: HashMap<String, CumulativeState>,
+    cumulative: crate::otlp::CumulativeStreams,
     events: EventAggregator,
 }
 

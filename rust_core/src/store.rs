@@ -82,6 +82,12 @@ impl AttrKey {
         key
     }
 
+    /// The packed attributes: every string with its length, so no value can forge another
+    /// set's bytes.
+    pub fn packed(&self) -> &[u8] {
+        &self.packed
+    }
+
     /// Re-targets the key at `attrs` (sorted by key, no duplicate keys), reusing its buffer.
     pub fn set(&mut self, attrs: &[(&str, &str)]) {
         self.packed.clear();
@@ -392,20 +398,6 @@ pub struct SeriesStore {
     names: HashSet<Arc<str>>,
     series: Chunks<Series>,
     pub stats: StoreStats,
-}
-
-/// Canonical key of a series: unit-separator-joined so no attribute value can forge another key.
-pub fn write_key(buf: &mut String, metric: &str, statistic: &str, attrs: &[(&str, &str)]) {
-    buf.clear();
-    buf.push_str(metric);
-    buf.push('\u{1f}');
-    buf.push_str(statistic);
-    for (k, v) in attrs {
-        buf.push('\u{1f}');
-        buf.push_str(k);
-        buf.push('\u{1e}');
-        buf.push_str(v);
-    }
 }
 
 impl SeriesStore {
