@@ -64,32 +64,55 @@ def _template(series_per_kind: int) -> pb.ExportMetricsServiceRequest:
     return req
 
 
-def build_payloads(n_requests: int, host: str = "h1", seed: int = 1) -> list[bytes]:
+def build_payloads(n_requests: int, host: str = "h1", seed: int = 1, cumulative: bool = False) -> list[bytes]:
     """``n_requests`` gzip ExportMetricsServiceRequests in consecutive minutes, with fresh
     random values in each. A different ``host`` (a resource attribute) makes different series:
-    concurrent senders each get their own, so no sender's points arrive out of order."""
+    concurrent senders each get their own, so no sender's points arrive out of order.
+
+    ``cumulative``: the sum and the histogram are sent as most SDKs send them by default, with
+    cumulative temporality: every stream starts a minute before the first request and each
+    point carries its running totals (the counter and every bucket only grow)."""
     rng = random.Random(seed)
     req = _template(series_per_kind=512)
     req.resource_metrics[0].resource.attributes[1].value.string_value = host
     metrics = req.resource_metrics[0].scope_metrics[0].metrics
     gauge, total, hist = metrics[0].gauge, metrics[1].sum, metrics[2].histogram
+    if cumulative:
+        total.aggregation_temporality = hist.aggregation_temporality = 2
     # Bucket counts drawn from a pool: drawing 16 counts per point would dominate build time.
     pool = []
     for _ in range(256):
         counts = [rng.randrange(0, 20) for _ in range(len(BOUNDS) + 1)]
         pool.append((counts, sum(counts)))
+    running_totals = [0.0] * len(total.data_points)
+    running_counts = [[0] * (len(BOUNDS) + 1) for _ in hist.data_points]
+    running_sums = [0.0] * len(hist.data_points)
     out = []
     for r in range(n_requests):
         t = T0_NS + r * MINUTE_NS
-        for points in (gauge.data_points, total.data_points):
-            for p in points:
-                p.start_time_unix_nano, p.time_unix_nano = t - MINUTE_NS, t
+        start = T0_NS - MINUTE_NS if cumulative else t - MINUTE_NS
+        for p in gauge.data_points:
+            p.start_time_unix_nano, p.time_unix_nano = t - MINUTE_NS, t
+            p.as_double = rng.random() * 100
+        for i, p in enumerate(total.data_points):
+            p.start_time_unix_nano, p.time_unix_nano = start, t
+            if cumulative:
+                running_totals[i] += rng.random() * 100
+                p.as_double = running_totals[i]
+            else:
                 p.as_double = rng.random() * 100
-        for h in hist.data_points:
-            h.start_time_unix_nano, h.time_unix_nano = t - MINUTE_NS, t
+        for i, h in enumerate(hist.data_points):
+            h.start_time_unix_nano, h.time_unix_nano = start, t
             counts, count = pool[rng.randrange(len(pool))]
+            if cumulative:
+                counts = running_counts[i] = [a + b for a, b in zip(running_counts[i], counts, strict=True)]
+                count = sum(counts)
+                running_sums[i] += rng.random() * 10
+                h.sum = running_sums[i]
+            else:
+                h.sum = rng.random() * 10
             h.bucket_counts[:] = counts
-            h.count, h.sum = count, rng.random() * 10
+            h.count = count
         out.append(gzip.compress(req.SerializeToString(), compresslevel=6))
     return out
 
