@@ -76,10 +76,11 @@ def compare(rust: Any, ref: PyStore, info: bool = True) -> int:
     return banded
 
 
-def test_benchmark_workload_matches_the_rust_path() -> None:
-    """The benchmark's own payloads (gauge, delta sum, histogram with roll-ups), long enough
-    that every series has bands (min_samples 30)."""
-    payloads = build_payloads(34)
+@pytest.mark.parametrize("cumulative", [False, True], ids=["delta", "cumulative"])
+def test_benchmark_workload_matches_the_rust_path(cumulative: bool) -> None:
+    """The benchmark's own payloads (gauge, sum, histogram with roll-ups; delta, and
+    cumulative running totals), long enough that every series has bands (min_samples 30)."""
+    payloads = build_payloads(34, cumulative=cumulative)
     rust, ref = _core.SeriesStore(), PyStore()
     for body in payloads:
         accepted, rejected, _ = rust.ingest_otlp_metrics(body, gzip=True)
