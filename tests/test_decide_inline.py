@@ -53,7 +53,7 @@ def test_inline_only_when_nothing_else_holds_what_a_decision_needs(runtime: Runt
 
 
 def test_a_remote_verdict_store_always_decides_on_a_thread() -> None:
-    from referee.outputs.pgstore import PgVerdictStore
-    from referee.outputs.verdicts import VerdictStore
+    from referee.verdicts.postgres import PgVerdictStore
+    from referee.verdicts.store import VerdictStore
 
     assert VerdictStore.local and not PgVerdictStore.local

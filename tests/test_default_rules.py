@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from referee import _core
-from referee.decision.engine import Decider
+from referee.decision.decider import Decider
 from referee.decision.rulepack import load_rules
 from referee.models import Suggestion
 from tests.conftest import DEFAULT_RULES

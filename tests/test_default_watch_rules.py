@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from referee import _core
-from referee.decision.engine import Decider
+from referee.decision.decider import Decider
 from referee.decision.rulepack import LoadedRules
 from referee.decision.ruletest import build_series, feed_until, load_for, read_test_file, start_ms
 from referee.decision.watch import run_watch_rules
 from referee.models import Suggestion
-from referee.outputs.verdicts import VerdictStore
 from referee.state import open_store
+from referee.verdicts.store import VerdictStore
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 RULE_ID = "watch.http.errors.ratio-far-above-band"

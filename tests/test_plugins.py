@@ -111,7 +111,7 @@ def test_rule_functions_from_plugins_are_callable_in_conditions(tmp_path: Path) 
     pm.register(FunctionPlugin())
     rules = load_rules([pack], functions=rule_functions(pm))
     from referee import _core
-    from referee.decision.engine import Decider
+    from referee.decision.decider import Decider
 
     s = Suggestion(id="1", subject={"service.name": "x"}, claim={"kind": "anomaly"})  # type: ignore[arg-type]
     verdict = Decider(_core.SeriesStore(), rules).decide(s)

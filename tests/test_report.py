@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from referee.cli import app
 from referee.models import Evidence, Finding, Verdict
-from referee.outputs.store import open_verdict_store
+from referee.verdicts import open_verdict_store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

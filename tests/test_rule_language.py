@@ -16,13 +16,13 @@ import pytest
 import yaml
 
 from referee import _core
-from referee.decision import packschema
+from referee.decision.rulepack import schema as packschema
 from referee.decision import rulepack as rp
-from referee.decision.engine import Decider, combine
+from referee.decision.decider import Decider, combine
 from referee.decision.rulepack import Effect, Rule, RulePackError, load_rules
 from referee.decision.watch import run_watch_rules
 from referee.models import RuleTrace, Suggestion
-from referee.outputs.verdicts import VerdictStore
+from referee.verdicts.store import VerdictStore
 from tests.conftest import DEFAULT_RULES, REPO
 from tests.serve_process import referee_serve
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from referee import _core
-from referee.decision.engine import Decider
+from referee.decision.decider import Decider
 from referee.decision.rulepack import load_rules
 from referee.models import Suggestion
 from referee.state.seasonal import History, SeasonalFitter, fit_series

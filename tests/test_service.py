@@ -22,8 +22,8 @@ from opentelemetry.sdk.resources import Resource
 from referee.config import Settings
 from referee.demo.run import BackgroundServer
 from referee.demo.telemetry import Incident, ServiceProfile, batches
-from referee.outputs.verdicts import VerdictStore
 from referee.service.runtime import Runtime
+from referee.verdicts.store import VerdictStore
 from tests.conftest import DEFAULT_RULES
 from tests.serve_process import referee_serve
 

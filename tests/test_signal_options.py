@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from referee import _core
-from referee.decision.engine import Decider
+from referee.decision.decider import Decider
 from referee.decision.rulepack import RulePackError, load_rules
 from referee.models import Suggestion
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from referee.models import Evidence, Finding, Verdict
-from referee.outputs.pgstore import CLAIM_LEASE_S, PgVerdictStore
-from referee.outputs.store import open_verdict_store
-from referee.outputs.verdicts import VerdictStore, series_key
+from referee.models import Evidence, Finding, Verdict, series_key
+from referee.verdicts import open_verdict_store
+from referee.verdicts.postgres import CLAIM_LEASE_S, PgVerdictStore
+from referee.verdicts.store import VerdictStore
 from tests.postgres import Postgres
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -220,7 +220,7 @@ def test_replicas_racing_on_one_suggestion_agree(pg_url: str) -> None:
 
 
 def test_the_password_stays_out_of_repr() -> None:
-    from referee.outputs.pgstore import _display_url
+    from referee.verdicts.postgres import _display_url
 
     assert (
         _display_url("postgresql://referee:hunter2@db:5432/referee")

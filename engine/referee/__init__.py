@@ -15,7 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 # value already in the environment wins.
 os.environ.setdefault("MIMALLOC_ALLOW_THP", "0")
 
-from referee.hookspecs import SinkRetryableError, hookimpl
+from referee.errors import SinkRetryableError
+from referee.hookspecs import hookimpl
 from referee.models import Claim, Suggestion, Verdict
 
 try:

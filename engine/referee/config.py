@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from referee.durations import seconds
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -97,28 +99,10 @@ class FeedbackConfig:
         self.timeout_s = float(self.timeout_s)
 
 
-def _seconds(value: object, name: str) -> float:
-    """A duration given as seconds (number) or as text with a unit: ``90``, ``"30s"``, ``"15m"``, ``"1h"``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            number = text[: -len(unit)]
-            break
-    else:
-        number, unit = text, "s"
-    try:
-        return float(number) * units[unit]
-    except ValueError:
-        raise ValueError(f"{name}: invalid duration {value!r}; use seconds or 30s, 15m, 1h") from None
-
-
 @dataclass
 class LifecycleConfig:
     """``lifecycle:`` in referee.yaml: how pending verdicts are re-evaluated and when they settle
-    (see ``referee.decision.lifecycle``)."""
+    (see ``referee.verdicts.lifecycle``)."""
 
     #: How often pending verdicts are decided again (seconds, or ``30s``).
     reevaluate_s: float = 30.0
@@ -126,8 +110,8 @@ class LifecycleConfig:
     settle_after: float = 900.0
 
     def __post_init__(self) -> None:
-        self.reevaluate_s = _seconds(self.reevaluate_s, "lifecycle.reevaluate_s")
-        self.settle_after = _seconds(self.settle_after, "lifecycle.settle_after")
+        self.reevaluate_s = seconds(self.reevaluate_s, "lifecycle.reevaluate_s")
+        self.settle_after = seconds(self.settle_after, "lifecycle.settle_after")
         if self.reevaluate_s <= 0:
             raise ValueError("lifecycle.reevaluate_s: must be greater than 0")
         if self.settle_after < 0:
@@ -149,9 +133,9 @@ class BaselinesConfig:
 
     def __post_init__(self) -> None:
         self.fit_budget_s_per_min = float(self.fit_budget_s_per_min)
-        self.refit_every = _seconds(self.refit_every, "baselines.refit_every")
-        self.fit_step = _seconds(self.fit_step, "baselines.fit_step")
-        self.horizon = _seconds(self.horizon, "baselines.horizon")
+        self.refit_every = seconds(self.refit_every, "baselines.refit_every")
+        self.fit_step = seconds(self.fit_step, "baselines.fit_step")
+        self.horizon = seconds(self.horizon, "baselines.horizon")
         if self.fit_budget_s_per_min < 0:
             raise ValueError("baselines.fit_budget_s_per_min: must not be negative")
         if self.fit_step <= 0 or 86400 % int(self.fit_step) or self.fit_step != int(self.fit_step):

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
+# Re-exported: sinks have always imported it from here.
+from referee.errors import SinkRetryableError as SinkRetryableError
+
 if TYPE_CHECKING:
     from referee.config import Settings
     from referee.models import Suggestion, Verdict
@@ -39,18 +42,6 @@ class VerdictSink(Protocol):
     def deliver(self, verdict: Verdict, suggestion: Suggestion, previous_ref: str | None) -> str | None:
         """Writes the verdict; returns the destination's reference to it."""
         ...
-
-
-class SinkRetryableError(Exception):
-    """A delivery failed for a reason that may pass (timeouts, 429, 5xx): try again later.
-
-    ``retry_after`` (seconds) is the destination's own ``Retry-After``, when it sent one: the
-    delivery worker waits that long instead of its exponential backoff.
-    """
-
-    def __init__(self, message: str = "", *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ name the field, and what leaves is always the same shape.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -189,3 +190,8 @@ class Finding(BaseModel):
     @property
     def service(self) -> str | None:
         return self.subject.get("service.name")
+
+
+def series_key(metric: str, statistic: str, attributes: dict[str, str]) -> str:
+    """One string per series: metric, statistic and sorted attributes."""
+    return json.dumps([metric, statistic, sorted(attributes.items())], separators=(",", ":"))

@@ -17,8 +17,9 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from referee.decision.engine import fmt
+from referee.decision.decider import fmt
 from referee.decision.rulepack import LoadedRules, Rule
+from referee.errors import InvalidInputError
 from referee.models import RuleTrace, Verdict
 
 #: Numbers shown for a rule's signal and baseline, in this order (the rest follow as they come).
@@ -225,7 +226,7 @@ def _trace_extras(t: RuleTrace) -> str:
 # --- where the data comes from ------------------------------------------------------------------
 
 
-class ExplainError(ValueError):
+class ExplainError(InvalidInputError):
     """The explanation cannot be produced (bad input, service unreachable...)."""
 
 
@@ -247,8 +248,9 @@ def from_test_file(
     from pydantic import ValidationError
 
     from referee.decision import ruletest
-    from referee.decision.engine import Decider
-    from referee.decision.rulepack import RulePackError, load_rules, parse_duration
+    from referee.decision.decider import Decider
+    from referee.decision.rulepack import RulePackError, load_rules
+    from referee.durations import parse_duration
     from referee.models import Suggestion
     from referee.plugins import plugin_manager, rule_functions
     from referee.state import open_store

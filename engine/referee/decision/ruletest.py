@@ -22,7 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from referee.decision.rulepack import MAX_FILE_BYTES, RulePackError, _StrictLoader, parse_duration
+from referee.decision.rulepack import MAX_FILE_BYTES, RulePackError, _StrictLoader
+from referee.durations import parse_duration
+from referee.errors import ManyErrors
 from referee.models import Suggestion, Verdict, VerdictValue
 
 #: Largest number of samples one ``values`` string may expand to (about 2 years at 1m).
@@ -166,12 +168,8 @@ class RuleTestFile(BaseModel):
 PathKey = tuple[str | int, ...]
 
 
-class RuleTestError(ValueError):
+class RuleTestError(ManyErrors):
     """Problems in a test file; ``errors`` holds ``path:line:col: message`` lines."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
 
 
 def _positions(
@@ -412,7 +410,7 @@ def compare(expect: Expect, verdict: Verdict) -> list[str]:
 
 def run_file(tf: LoadedTest) -> list[CaseResult]:
     """Decides every case of one file; the cases run in time order, results in file order."""
-    from referee.decision.engine import Decider
+    from referee.decision.decider import Decider
     from referee.state import open_store
 
     settings, rules = load_for(tf)
@@ -438,7 +436,7 @@ def run_file(tf: LoadedTest) -> list[CaseResult]:
 
 
 def evidence_line(v: Verdict) -> str:
-    from referee.decision.engine import fmt
+    from referee.decision.decider import fmt
 
     ev = v.evidence
     if ev.observed is None:

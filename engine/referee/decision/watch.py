@@ -17,14 +17,21 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from referee import _core
 from referee.decision.rulepack import LoadedRules, Rule
-from referee.models import Band, Finding
-from referee.outputs.verdicts import VerdictStore, series_key
+from referee.models import Band, Finding, series_key
 
 log = logging.getLogger("referee.watch")
+
+
+class FindingLog(Protocol):
+    """Where findings are kept (the verdict store): watch rules open and close them."""
+
+    def open_findings(self) -> dict[tuple[str, str], str]: ...
+    def add_finding(self, finding: Finding) -> Finding: ...
+    def close_finding(self, rule_id: str, key: str, at: datetime) -> Finding | None: ...
 
 
 @dataclass
@@ -57,7 +64,7 @@ def _finding(rule: Rule, attrs: dict[str, str], outcome: dict[str, Any], revisio
 
 
 def run_watch_rules(
-    rules: LoadedRules, store: _core.SeriesStore, verdicts: VerdictStore, max_series: int = 100_000
+    rules: LoadedRules, store: _core.SeriesStore, verdicts: FindingLog, max_series: int = 100_000
 ) -> WatchPass:
     """One pass over every watch rule and every live series of its signal."""
     done = WatchPass()

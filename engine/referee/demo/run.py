@@ -13,7 +13,7 @@
 
 The scenario ends ``CLAIM_WINDOW_S`` before the wall clock, so the suggestions' claim windows
 are complete when they are decided: the verdicts are settled, not pending (see
-``referee.decision.lifecycle``), and the scorecard counts them by value.
+``referee.verdicts.lifecycle``), and the scorecard counts them by value.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from referee.config import Settings
-from referee.decision.engine import fmt
+from referee.decision.decider import fmt
 from referee.demo.telemetry import Incident, ServiceProfile, batches
 from referee.models import Finding, Suggestion, Verdict
 from referee.outputs import scorecard

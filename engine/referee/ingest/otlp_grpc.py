@@ -12,15 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent import futures
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
-from referee.ingest import otlp_http
-from referee.ingest.otlp_http import Negotiated, OtlpHttpError, Signal
-
-if TYPE_CHECKING:
-    from referee.service.runtime import Runtime
+from referee.errors import RefereeError
+from referee.ingest.receiver import Negotiated, Receiver, Signal, response
 
 log = logging.getLogger("referee.grpc")
 
@@ -29,45 +26,31 @@ _SERVICES = {
     Signal.LOGS: "opentelemetry.proto.collector.logs.v1.LogsService",
     Signal.TRACES: "opentelemetry.proto.collector.trace.v1.TraceService",
 }
-_CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    503: grpc.StatusCode.UNAVAILABLE,
-}
+#: google.rpc.Code number → grpc.StatusCode (the numbers come from referee.errors.RPC_CODE).
+_STATUS = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def _handler(runtime: Runtime, signal: Signal) -> Callable[[bytes, grpc.ServicerContext], bytes]:
-    settings = runtime.settings
+def _handler(receiver: Receiver, signal: Signal) -> Callable[[bytes, grpc.ServicerContext], bytes]:
+    plain = Negotiated(json=False, gzip=False)
 
     def export(request: bytes, context: grpc.ServicerContext) -> bytes:
         try:
-            if settings.auth_tokens:
-                metadata = dict(context.invocation_metadata())
-                if not runtime.authorised(metadata.get("authorization")):
-                    raise OtlpHttpError(401, "missing or invalid bearer token")
-            with runtime.ingest_gate.admit(len(request)):
-                result = otlp_http.export(
-                    runtime.store,
-                    signal,
-                    request,
-                    Negotiated(json=False, gzip=False),
-                    settings.max_body_bytes,
-                )
-        except OtlpHttpError as e:
+            metadata = dict(context.invocation_metadata())
+            receiver.check_auth(metadata.get("authorization"))
+            with receiver.gate.admit(len(request)):
+                result = receiver.export(signal, request, plain)
+        except RefereeError as e:
             if e.retry_after:
-                context.set_trailing_metadata((("retry-after", str(e.retry_after)),))
-            context.abort(_CODES.get(e.status, grpc.StatusCode.INTERNAL), e.message)
-        for suggestion in result.suggestions:
-            runtime.submit(suggestion)
-        return otlp_http.response(signal, False, result.rejected, result.message)
+                context.set_trailing_metadata((("retry-after", str(int(e.retry_after))),))
+            context.abort(_STATUS.get(e.rpc_code, grpc.StatusCode.INTERNAL), e.message)
+        return response(signal, False, result.rejected, result.message)
 
     return export
 
 
-def start(runtime: Runtime, host: str, port: int) -> tuple[grpc.Server, int]:
+def start(receiver: Receiver, host: str, port: int) -> tuple[grpc.Server, int]:
     """Starts the receiver; returns the server and the port it listens on (``port`` 0 picks one)."""
-    limit = runtime.settings.max_body_bytes
+    limit = receiver.max_body_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="otlp-grpc"),
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", 1 << 20)],
@@ -75,7 +58,7 @@ def start(runtime: Runtime, host: str, port: int) -> tuple[grpc.Server, int]:
     handlers: list[Any] = []
     for signal, service in _SERVICES.items():
         method = grpc.unary_unary_rpc_method_handler(
-            _handler(runtime, signal), request_deserializer=None, response_serializer=None
+            _handler(receiver, signal), request_deserializer=None, response_serializer=None
         )
         handlers.append(grpc.method_handlers_generic_handler(service, {"Export": method}))
     server.add_generic_rpc_handlers(handlers)

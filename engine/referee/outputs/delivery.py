@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 
 from referee.hookspecs import SinkRetryableError, VerdictSink
+from referee.loops import Loop
 from referee.models import Suggestion
-from referee.outputs.verdicts import Delivery, VerdictStore
+from referee.verdicts.store import Delivery, VerdictStore
 
 log = logging.getLogger("referee.delivery")
 
@@ -33,9 +33,8 @@ class DeliveryWorker:
         self.store = store
         self.sinks = {s.name: s for s in sinks}
         self.poll_s = poll_s
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        #: Started and stopped with the service's other loops; ``wake`` delivers at once.
+        self.loop = Loop("referee-delivery", poll_s if self.sinks else 0, self.run_once, immediately=True)
 
     def run_once(self) -> int:
         """Delivers what is due now; returns how many deliveries succeeded."""
@@ -72,25 +71,4 @@ class DeliveryWorker:
         return True
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        if self._thread is None and self.sinks:
-            self._thread = threading.Thread(target=self._loop, name="referee-delivery", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # the worker must outlive any one bad row
-                log.exception("delivery loop error")
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
+        self.loop.wake()

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
-from email.message import Message
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from referee import __version__
-from referee.hookspecs import SinkRetryableError
+from referee.errors import SinkRetryableError, retry_after_seconds
 
 if TYPE_CHECKING:
     from referee.config import FeedbackConfig, Secret
@@ -84,7 +83,7 @@ class FeedbackSink:
             e.close()
             if status in _RETRYABLE:
                 raise SinkRetryableError(
-                    f"{where}: HTTP {status}", retry_after=_retry_after(e.headers)
+                    f"{where}: HTTP {status}", retry_after=retry_after_seconds(e.headers)
                 ) from None
             raise FeedbackDeliveryError(f"{where}: HTTP {status}") from None
         except TimeoutError:
@@ -94,14 +93,6 @@ class FeedbackSink:
             raise SinkRetryableError(f"{where}: {type(reason).__name__}: {reason}") from None
         log.debug("feedback for %s delivered", key)
         return key
-
-
-def _retry_after(headers: Message | None) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:  # an HTTP date: leave it to the worker's backoff
-        return None
 
 
 def _display_url(url: str) -> str:

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from referee.outputs import scorecard as sc
-from referee.outputs.verdicts import VerdictStore
+from referee.verdicts.store import VerdictStore
 
 VERDICTS = ("confirm", "suppress", "inconclusive")
 

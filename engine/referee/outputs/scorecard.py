@@ -12,17 +12,15 @@ incident ten minutes into it still caught it.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from referee.durations import parse_duration
 from referee.models import Finding
-from referee.outputs.verdicts import VerdictStore
+from referee.verdicts.store import VerdictStore
 
 DEFAULT_TOLERANCE = timedelta(minutes=15)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _COLUMN = {"confirm": "confirmed", "suppress": "suppressed", "inconclusive": "inconclusive"}
 
 
@@ -66,9 +64,10 @@ class _Suggested:
 def parse_time(value: str, name: str, now: datetime | None = None) -> datetime:
     """RFC 3339 (``2026-11-23T10:00:00Z``), or a duration back from now (``24h``, ``7d``, ``90m``)."""
     now = now or datetime.now(UTC)
-    m = _DURATION.match(value)
-    if m:
-        return now - timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        return now - timedelta(seconds=parse_duration(value))
+    except ValueError:
+        pass
     try:
         t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -79,10 +78,10 @@ def parse_time(value: str, name: str, now: datetime | None = None) -> datetime:
 
 
 def parse_tolerance(value: str) -> timedelta:
-    m = _DURATION.match(value)
-    if not m:
-        raise ValueError(f"tolerance: expected a duration such as 15m or 900s, got {value!r}")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        return timedelta(seconds=parse_duration(value))
+    except ValueError:
+        raise ValueError(f"tolerance: expected a duration such as 15m or 900s, got {value!r}") from None
 
 
 def _aware(t: datetime) -> datetime:

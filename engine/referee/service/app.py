@@ -32,8 +32,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from referee.decision.explain import explanation
+from referee.errors import (
+    InvalidDocumentError,
+    InvalidInputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RefereeError,
+    UnauthenticatedError,
+)
 from referee.hookspecs import Resolved, SuggestionSource
-from referee.ingest import otlp_http
+from referee.ingest.receiver import JSON, PROTOBUF, Signal, error_body, negotiate, response
 from referee.models import Suggestion
 from referee.outputs import scorecard
 from referee.service.runtime import Runtime
@@ -46,8 +54,33 @@ def _json(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data, default=str), status_code=status, media_type="application/json")
 
 
-def _problem(status: int, message: str, **extra: Any) -> Response:
-    return _json({"error": message, **extra}, status)
+def _problem(error: RefereeError) -> Response:
+    """The API's answer to a refused request: ``{"error": ..., "details"?: [...]}`` with the
+    status the error's code maps to (``referee.errors.HTTP_STATUS``)."""
+    body: dict[str, Any] = {"error": error.message}
+    if isinstance(error, InvalidDocumentError) and error.details:
+        body["details"] = error.details
+    headers = {"Retry-After": str(int(error.retry_after))} if error.retry_after else None
+    return Response(json.dumps(body), error.http_status, headers=headers, media_type="application/json")
+
+
+async def _on_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RefereeError)
+    return _problem(exc)
+
+
+def _validation_details(e: ValidationError) -> list[dict[str, str]]:
+    return [
+        {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
+        for err in e.errors(include_url=False)
+    ]
+
+
+def _int_param(request: Request, name: str, default: int, most: int) -> int:
+    try:
+        return min(most, max(1, int(request.query_params.get(name, str(default)))))
+    except ValueError:
+        raise InvalidInputError(f"{name} must be an integer") from None
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -55,86 +88,64 @@ async def _read_body(request: Request, limit: int) -> bytes:
     no real export compresses to more than its own decompressed size)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise otlp_http.OtlpHttpError(413, f"request body exceeds {limit} bytes")
+        raise PayloadTooLargeError(f"request body exceeds {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise otlp_http.OtlpHttpError(413, f"request body exceeds {limit} bytes")
+            raise PayloadTooLargeError(f"request body exceeds {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def _suggestion_body(request: Request) -> bytes | Response:
-    """The body of a suggestion or source request, or the 413 answer when it is too large."""
-    try:
-        return await _read_body(request, MAX_SUGGESTION_BYTES)
-    except otlp_http.OtlpHttpError as e:
-        return _problem(e.status, e.message)
-
-
-def _parse_suggestion(body: bytes) -> Suggestion | Response:
-    """A Suggestion v1 from a request body, or the 400/422 answer naming what is wrong."""
+def _parse_suggestion(body: bytes) -> Suggestion:
+    """A Suggestion v1 from a request body; the 400/422 error names what is wrong."""
     try:
         return Suggestion.model_validate_json(body)  # parsed and validated in one pass
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
         if first["type"] == "json_invalid":
-            return _problem(400, f"body is not JSON: {first['msg'].removeprefix('Invalid JSON: ')}")
-        return _problem(
-            422,
-            "not a valid Suggestion v1",
-            details=[
-                {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
-                for err in e.errors(include_url=False)
-            ],
-        )
+            raise InvalidInputError(
+                f"body is not JSON: {first['msg'].removeprefix('Invalid JSON: ')}"
+            ) from None
+        raise InvalidDocumentError("not a valid Suggestion v1", details=_validation_details(e)) from None
 
 
 def build_app(runtime: Runtime) -> Starlette:
     settings = runtime.settings
 
-    def otlp_route(signal: otlp_http.Signal) -> Callable[[Request], Awaitable[Response]]:
+    receiver = runtime.receiver
+
+    def otlp_route(signal: Signal) -> Callable[[Request], Awaitable[Response]]:
         async def receive(request: Request) -> Response:
             wants_json = "json" in (request.headers.get("content-type") or "")
             try:
-                neg = otlp_http.negotiate(
-                    request.headers.get("content-type"), request.headers.get("content-encoding")
-                )
+                neg = negotiate(request.headers.get("content-type"), request.headers.get("content-encoding"))
                 declared = request.headers.get("content-length", "")
-                with runtime.ingest_gate.admit(int(declared) if declared.isdigit() else 0):
+                with receiver.gate.admit(int(declared) if declared.isdigit() else 0):
                     body = await _read_body(request, settings.max_body_bytes)
-                    result = await run_in_threadpool(
-                        otlp_http.export, runtime.store, signal, body, neg, settings.max_body_bytes
-                    )
-            except otlp_http.OtlpHttpError as e:
-                media = otlp_http.JSON if wants_json else otlp_http.PROTOBUF
-                headers = {"Retry-After": str(e.retry_after)} if e.retry_after else None
+                    result = await run_in_threadpool(receiver.export, signal, body, neg)
+            except RefereeError as e:
+                # OTLP answers with a google.rpc.Status body in the request's encoding.
+                headers = {"Retry-After": str(int(e.retry_after))} if e.retry_after else None
                 return Response(
-                    otlp_http.error_body(wants_json, e.status, e.message),
-                    e.status,
+                    error_body(wants_json, e),
+                    e.http_status,
                     headers=headers,
-                    media_type=media,
+                    media_type=JSON if wants_json else PROTOBUF,
                 )
-            for suggestion in result.suggestions:
-                await run_in_threadpool(runtime.submit, suggestion)
             return Response(
-                otlp_http.response(signal, neg.json, result.rejected, result.message),
-                200,
-                media_type=neg.media_type,
+                response(signal, neg.json, result.rejected, result.message), 200, media_type=neg.media_type
             )
 
         return receive
 
-    async def read_suggestion(request: Request) -> Suggestion | Response:
-        """The request's Suggestion v1, or the 4xx answer saying why not."""
-        body = await _suggestion_body(request)
-        return body if isinstance(body, Response) else _parse_suggestion(body)
+    async def read_suggestion(request: Request) -> Suggestion:
+        """The request's Suggestion v1 (a 4xx error says why not)."""
+        return _parse_suggestion(await _read_body(request, MAX_SUGGESTION_BYTES))
 
     async def post_suggestion(request: Request) -> Response:
         suggestion = await read_suggestion(request)
-        if isinstance(suggestion, Response):
-            return suggestion
         if runtime.can_decide_inline():
             _, body, new = runtime.submit_json(suggestion)
         else:
@@ -144,18 +155,13 @@ def build_app(runtime: Runtime) -> Starlette:
     async def explain(request: Request) -> Response:
         # Read-only: decided like a suggestion, but neither stored nor delivered.
         suggestion = await read_suggestion(request)
-        if isinstance(suggestion, Response):
-            return suggestion
         decider = runtime.decider
         verdict = await run_in_threadpool(decider.decide, suggestion)
         return _json(explanation(verdict, decider.rules))
 
     async def list_verdicts(request: Request) -> Response:
         q = request.query_params
-        try:
-            limit = min(1000, max(1, int(q.get("limit", "100"))))
-        except ValueError:
-            return _problem(400, "limit must be an integer")
+        limit = _int_param(request, "limit", 100, 1000)
         rows = await run_in_threadpool(
             runtime.verdicts.latest, limit, q.get("service"), q.get("verdict"), q.get("source")
         )
@@ -165,7 +171,7 @@ def build_app(runtime: Runtime) -> Starlette:
         decision_id = request.path_params["decision_id"]
         verdict = await run_in_threadpool(runtime.verdicts.get, decision_id)
         if verdict is None:
-            return _problem(404, f"no verdict {decision_id}")
+            raise NotFoundError(f"no verdict {decision_id}")
         out = verdict.model_dump(mode="json")
         out["deliveries"] = runtime.verdicts.deliveries(decision_id)
         out["history"] = [v.model_dump(mode="json") for v in runtime.verdicts.history(decision_id)]
@@ -173,10 +179,7 @@ def build_app(runtime: Runtime) -> Starlette:
 
     async def list_series(request: Request) -> Response:
         q = request.query_params
-        try:
-            limit = min(10_000, max(1, int(q.get("limit", "1000"))))
-        except ValueError:
-            return _problem(400, "limit must be an integer")
+        limit = _int_param(request, "limit", 1000, 10_000)
         runtime.flush_buckets()
         rows = json.loads(runtime.store.series_json(q.get("metric"), limit))
         return _json({"stats": runtime.store.stats(), "series": rows})
@@ -187,10 +190,10 @@ def build_app(runtime: Runtime) -> Starlette:
             limit = min(10_000, max(1, int(q.get("limit", "1000"))))
             since, until = (datetime.fromisoformat(q[k]) if q.get(k) else None for k in ("since", "until"))
         except ValueError as e:
-            return _problem(400, f"limit must be an integer and since/until RFC 3339 times: {e}")
+            raise InvalidInputError(f"limit must be an integer and since/until RFC 3339 times: {e}") from None
         for t in (since, until):
             if t is not None and t.tzinfo is None:
-                return _problem(400, "since/until need a UTC offset, e.g. 2026-01-01T00:00:00Z")
+                raise InvalidInputError("since/until need a UTC offset, e.g. 2026-01-01T00:00:00Z")
         rows = await run_in_threadpool(runtime.verdicts.findings, since, until, q.get("service"), limit)
         return _json({"findings": [f.model_dump(mode="json") for f in rows]})
 
@@ -201,7 +204,7 @@ def build_app(runtime: Runtime) -> Starlette:
             until = scorecard.parse_time(q["until"], "until") if q.get("until") else None
             tolerance = scorecard.parse_tolerance(q.get("tolerance", "15m"))
         except ValueError as e:
-            return _problem(400, str(e))
+            raise InvalidInputError(str(e)) from None
         card = await run_in_threadpool(scorecard.build, runtime.verdicts, since, until, tolerance)
         return _json(card.to_json())
 
@@ -231,23 +234,16 @@ def build_app(runtime: Runtime) -> Starlette:
 
     def source_route(source: SuggestionSource) -> Route:
         async def receive(request: Request) -> Response:
-            body = await _suggestion_body(request)
-            if isinstance(body, Response):
-                return body
+            body = await _read_body(request, MAX_SUGGESTION_BYTES)
             try:
                 items = source.parse(body, request.headers.get("content-type", ""))
             except ValidationError as e:
                 # Alert sources retry on 5xx only: bad input must be a 4xx with the reason.
-                return _problem(
-                    422,
-                    f"{source.name}: invalid payload",
-                    details=[
-                        {"loc": ".".join(str(p) for p in err["loc"]), "msg": err["msg"]}
-                        for err in e.errors(include_url=False)
-                    ],
-                )
+                raise InvalidDocumentError(
+                    f"{source.name}: invalid payload", details=_validation_details(e)
+                ) from None
             except ValueError as e:
-                return _problem(400, f"{source.name}: {e}")
+                raise InvalidInputError(f"{source.name}: {e}") from None
             verdicts, closed, unknown = [], [], []
             for item in items:
                 if isinstance(item, Resolved):
@@ -282,12 +278,9 @@ def build_app(runtime: Runtime) -> Starlette:
             request.headers.get("authorization")
         ):
             return await call_next(request)
-        return Response(
-            json.dumps({"error": "missing or invalid bearer token"}),
-            401,
-            headers={"WWW-Authenticate": 'Bearer realm="referee"'},
-            media_type="application/json",
-        )
+        answer = _problem(UnauthenticatedError("missing or invalid bearer token"))
+        answer.headers["WWW-Authenticate"] = 'Bearer realm="referee"'
+        return answer
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -296,9 +289,9 @@ def build_app(runtime: Runtime) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/v1/metrics", otlp_route(otlp_http.Signal.METRICS), methods=["POST"]),
-            Route("/v1/logs", otlp_route(otlp_http.Signal.LOGS), methods=["POST"]),
-            Route("/v1/traces", otlp_route(otlp_http.Signal.TRACES), methods=["POST"]),
+            Route("/v1/metrics", otlp_route(Signal.METRICS), methods=["POST"]),
+            Route("/v1/logs", otlp_route(Signal.LOGS), methods=["POST"]),
+            Route("/v1/traces", otlp_route(Signal.TRACES), methods=["POST"]),
             Route("/api/v1/suggestions", post_suggestion, methods=["POST"]),
             Route("/api/v1/explain", explain, methods=["POST"]),
             Route("/api/v1/verdicts", list_verdicts, methods=["GET"]),
@@ -312,5 +305,6 @@ def build_app(runtime: Runtime) -> Starlette:
             *(source_route(s) for s in sources),
         ],
         middleware=[Middleware(BaseHTTPMiddleware, dispatch=authenticate)] if settings.auth_tokens else [],
+        exception_handlers={RefereeError: _on_error},
         lifespan=lifespan,
     )

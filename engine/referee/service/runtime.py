@@ -17,23 +17,23 @@ import grpc
 
 from referee import _core
 from referee.config import Settings
-from referee.decision import lifecycle
-from referee.decision.engine import Decider
+from referee.decision.decider import Decider
 from referee.decision.rulepack import LoadedRules, RulePackError, load_rules
 from referee.decision.watch import WatchPass, run_watch_rules
 from referee.hookspecs import VerdictSink
 from referee.ingest import otlp_grpc
-from referee.ingest.otlp_http import IngestGate
+from referee.ingest.receiver import IngestGate, Receiver
+from referee.loops import Loop
 from referee.models import Suggestion, Verdict
 from referee.outputs import otel
 from referee.outputs.delivery import DeliveryWorker
 from referee.outputs.feedback import FeedbackSink
-from referee.outputs.store import open_verdict_store
-from referee.outputs.verdicts import VerdictStore
 from referee.plugins import loaded_plugins, plugin_manager, rule_functions
-from referee.service.background import Loop, RuleFileWatcher
+from referee.service.rulefiles import RuleFileWatcher
 from referee.state import open_store
 from referee.state.seasonal import SeasonalFitter
+from referee.verdicts import lifecycle, open_verdict_store
+from referee.verdicts.store import VerdictStore
 
 log = logging.getLogger("referee")
 
@@ -78,12 +78,17 @@ class Runtime:
             self._loops.append(Loop("seasonal-fits", 60.0, self.seasonal.step))
         self.ingest_gate = IngestGate(settings.max_inflight_requests, settings.max_inflight_bytes)
         self._tokens = [t.get().encode() for t in settings.auth_tokens]
+        #: The OTLP receiver core both front ends (HTTP, gRPC) call.
+        self.receiver = Receiver(
+            self.store, self.ingest_gate, settings, self.authorised, self.submit
+        )
         self.grpc_server: grpc.Server | None = None
         self.grpc_port: int | None = None
-        # Pending verdicts are decided again as data arrives (see referee.decision.lifecycle).
+        # Pending verdicts are decided again as data arrives (see referee.verdicts.lifecycle).
         self.lifecycle = lifecycle.Lifecycle(
             self.verdicts, lambda: self.decider, settings.lifecycle, self._decide_lock, self.worker.wake
         )
+        self._loops += [self.lifecycle.loop, self.worker.loop]
         log.info(
             "rules revision %s: %d rules from %d files; plugins: %s; sinks: %s",
             self.rules.revision,
@@ -114,21 +119,17 @@ class Runtime:
     def start(self) -> None:
         if self.settings.grpc_port is not None and self.grpc_server is None:
             self.grpc_server, self.grpc_port = otlp_grpc.start(
-                self, self.settings.host, self.settings.grpc_port
+                self.receiver, self.settings.host, self.settings.grpc_port
             )
-        self.worker.start()
         for loop in self._loops:
             loop.start()
-        self.lifecycle.start()
 
     def close(self) -> None:
-        for loop in self._loops:
-            loop.stop()
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=2).wait()
             self.grpc_server = None
-        self.lifecycle.stop()
-        self.worker.stop()
+        for loop in self._loops:
+            loop.stop()
         self.telemetry.shutdown()
         self.verdicts.close()
 

@@ -1,1 +1,4 @@
-"""Helpers for suggestion-source plugins (the plugins themselves live in ``plugins/``)."""
+"""Deprecated: moved to :mod:`referee.ingest.alerts` (alerts are one way suggestions come in).
+
+``referee.sources.alerts`` still imports, with a ``DeprecationWarning``, until the next release.
+"""

@@ -1,7 +1,7 @@
 """Referee's Alertmanager source: ``POST /api/v1/sources/alertmanager`` takes Alertmanager's
 webhook (payload version 4). Each firing alert becomes a Suggestion v1, idempotent on
 ``<fingerprint>@<startsAt>``; a resolved alert closes that suggestion's verdict. The label
-mapping is ``sources.alertmanager`` in referee.yaml (``referee.sources.alerts.AlertMapping``).
+mapping is ``sources.alertmanager`` in referee.yaml (``referee.ingest.alerts.AlertMapping``).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 from referee import hookimpl
 from referee.config import Settings
 from referee.hookspecs import Resolved
+from referee.ingest.alerts import Alert, AlertMapping, parse_json, to_items
 from referee.models import Suggestion
-from referee.sources.alerts import Alert, AlertMapping, parse_json, to_items
 
 log = logging.getLogger("referee.alertmanager")
 

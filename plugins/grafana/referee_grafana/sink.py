@@ -26,7 +26,7 @@ from grafana_client.client import (
 )
 
 from referee.config import GrafanaTarget, Secret
-from referee.hookspecs import SinkRetryableError
+from referee.errors import SinkRetryableError, retry_after_seconds
 from referee_grafana.annotation import annotation_body, decision_tag, patch_body
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ class GrafanaAnnotationSink:
             detail = self._scrub(str(exc.message))
             if isinstance(exc, GrafanaServerError) or status in _RETRYABLE_CLIENT_STATUSES:
                 return GrafanaRetryableError(
-                    f"{where}: {detail}", status=status, retry_after=_retry_after(headers)
+                    f"{where}: {detail}", status=status, retry_after=retry_after_seconds(headers)
                 )
             hint = {
                 401: " (check GRAFANA_TOKEN)",
@@ -211,14 +211,6 @@ def _created_id(answer: Any) -> str:
     if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
         raise GrafanaDeliveryError(f"Grafana answered POST /annotations without an id: {str(answer)[:200]!r}")
     return str(annotation_id)
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:  # an HTTP date: rare enough to let the worker's own backoff decide
-        return None
 
 
 def _api_root(url: str) -> str:

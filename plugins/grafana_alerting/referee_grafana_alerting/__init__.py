@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 from referee import hookimpl
 from referee.config import Settings
 from referee.hookspecs import Resolved
+from referee.ingest.alerts import Alert, AlertMapping, parse_json, to_items
 from referee.models import Suggestion
-from referee.sources.alerts import Alert, AlertMapping, parse_json, to_items
 
 
 class GrafanaAlertingWebhook(BaseModel):

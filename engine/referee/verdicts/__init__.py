@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from referee.outputs.verdicts import VerdictStore
+from referee.verdicts.store import VerdictStore
 
 
 def is_postgres(database: Path | str) -> bool:
@@ -14,7 +14,7 @@ def is_postgres(database: Path | str) -> bool:
 
 def open_verdict_store(database: Path | str) -> VerdictStore:
     if is_postgres(database):
-        from referee.outputs.pgstore import PgVerdictStore
+        from referee.verdicts.postgres import PgVerdictStore
 
         return PgVerdictStore(str(database))
     return VerdictStore(database)

@@ -26,8 +26,10 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from referee import _core
-from referee.decision import celexpand
-from referee.decision.celexpand import Reference, Source
+from referee.decision.rulepack import macros as celexpand
+from referee.decision.rulepack.macros import Reference, Source
+from referee.durations import parse_duration
+from referee.errors import ManyErrors
 
 MAX_FILE_BYTES = 1 << 20
 MAX_DEPTH = 32
@@ -78,24 +80,10 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 EVIDENCE_VARIABLES = {"signal", "baseline", "series"}
 #: Where a condition starts in its file: (line, col, block_scalar).
 Position = tuple[int, int, bool]
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-class RulePackError(ValueError):
+class RulePackError(ManyErrors):
     """One or more problems in rule packs; ``errors`` holds ``path:line:col: message`` lines."""
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors))
-        self.errors = errors
-
-
-def parse_duration(text: str) -> float:
-    """``"10m"`` -> 600.0 seconds."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise ValueError(f"invalid duration {text!r}; use a number and a unit: 30s, 10m, 1h")
-    return float(m.group(1)) * _UNITS[m.group(2)]
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -11,13 +11,12 @@
   ``verdicts`` row: a first decision writes no version row, which keeps the commit on the
   request path small). A re-evaluation that changes a verdict archives the current body as
   its version, stores the new one and puts the decision's deliveries back to pending,
-  keeping their ``ref`` so sinks update what they wrote (see ``referee.decision.lifecycle``).
+  keeping their ``ref`` so sinks update what they wrote (see ``referee.verdicts.lifecycle``).
   Databases written before this kept a row for the current version too; it is ignored.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -28,7 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from referee.models import Finding, Verdict
+from referee.loops import Loop
+from referee.models import Finding, Verdict, series_key
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,6 @@ def _period(column: str, since: datetime | None, until: datetime | None) -> tupl
     return where, args
 
 
-def series_key(metric: str, statistic: str, attributes: dict[str, str]) -> str:
-    """One string per series: metric, statistic and sorted attributes."""
-    return json.dumps([metric, statistic, sorted(attributes.items())], separators=(",", ":"))
-
-
 @dataclass
 class Delivery:
     decision_id: str
@@ -128,26 +123,24 @@ class WalCheckpointer:
 
     def __init__(self, path: str, interval: float = 1.0) -> None:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._interval = interval
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="referee-wal-checkpoint", daemon=True)
-        self._thread.start()
+        self._loop = Loop("referee-wal-checkpoint", interval, self._passive, final=self._truncate)
+        self._loop.start()
 
-    def _run(self) -> None:
-        while not self._stopping.wait(self._interval):
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as e:  # e.g. a busy database: the next round catches up
-                log.debug("WAL checkpoint skipped: %s", e)
+    def _passive(self) -> None:
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as e:  # e.g. a busy database: the next round catches up
+            log.debug("WAL checkpoint skipped: %s", e)
 
-    def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join()
+    def _truncate(self) -> None:
         try:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as e:
             log.warning("final WAL checkpoint failed: %s", e)
         self._conn.close()
+
+    def stop(self) -> None:
+        self._loop.stop(timeout=30)
 
 
 class VerdictStore:
@@ -174,7 +167,7 @@ class VerdictStore:
             self._checkpointer = WalCheckpointer(self.path)
 
     def _connect(self) -> sqlite3.Connection:
-        """The connection every method uses (``referee.outputs.pgstore`` returns a PostgreSQL
+        """The connection every method uses (``referee.verdicts.postgres`` returns a PostgreSQL
         one that speaks this SQLite dialect)."""
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from referee.models import Finding, Verdict
-from referee.outputs.verdicts import Delivery, VerdictStore
+from referee.verdicts.store import Delivery, VerdictStore
 
 #: How long a claimed delivery is reserved for the replica that claimed it.
 CLAIM_LEASE_S = 120.0

@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from referee.config import LifecycleConfig
-from referee.decision.engine import Decider
+from referee.decision.decider import Decider
 from referee.decision.rulepack import LoadedRules
+from referee.loops import Loop
 from referee.models import Suggestion, Verdict
-from referee.outputs.verdicts import VerdictStore
+from referee.verdicts.store import VerdictStore
 
 log = logging.getLogger("referee.lifecycle")
 
@@ -87,8 +88,8 @@ class Lifecycle:
         self.config = config
         self.lock = lock
         self.on_change = on_change
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        #: Re-evaluation every ``reevaluate_s``; started and stopped with the service's loops.
+        self.loop = Loop("referee-lifecycle", config.reevaluate_s, self.run_once)
 
     def run_once(self, now: datetime | None = None) -> Pass:
         now = now or datetime.now(UTC)
@@ -137,21 +138,3 @@ class Lifecycle:
             closed = verdict.model_copy(update={"status": "closed"})
             self.verdicts.revise(closed, requeue=False)
         return closed
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="referee-lifecycle", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.config.reevaluate_s):
-            try:
-                self.run_once()
-            except Exception:  # one bad row must not stop re-evaluation of the others
-                log.exception("lifecycle pass failed")

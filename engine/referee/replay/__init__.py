@@ -23,8 +23,9 @@ from pydantic import ValidationError
 
 from referee import _core
 from referee.config import Settings
-from referee.decision.engine import Decider
+from referee.decision.decider import Decider
 from referee.decision.rulepack import LoadedRules, load_rules
+from referee.errors import InvalidInputError
 from referee.models import Suggestion, Verdict
 from referee.state import open_store
 from referee.state.seasonal import SeasonalFitter, key_of
@@ -35,7 +36,7 @@ _SLUG_RE = re.compile(r"[^A-Za-z0-9._=-]+")
 SCORE_HEADER = ("timestamp", "value", "expected", "lower", "upper", "score")
 
 
-class ReplayError(ValueError):
+class ReplayError(InvalidInputError):
     """A series or suggestions file that cannot be read; the message names file and line."""
 
 

@@ -1,5 +1,5 @@
-"""OTLP request handling shared by the HTTP and gRPC receivers: limits, back-pressure, the
-three signals, and the protocol's responses.
+"""The OTLP receiver core, shared by the HTTP and gRPC front ends: authorisation, limits,
+back-pressure, the three signals, and the protocol's responses.
 
 The body goes to Rust as bytes, once per request; Rust inflates it (under the size limit),
 decodes it and updates the series store. This module picks the encoding, bounds the work in
@@ -26,21 +26,20 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from pydantic import ValidationError
 
 from referee import _core
+from referee.config import Settings
+from referee.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    RefereeError,
+    UnauthenticatedError,
+    UnavailableError,
+    UnsupportedMediaTypeError,
+)
 from referee.models import Suggestion
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 SUGGESTION_EVENT = "copilot.suggestion"
-
-
-class OtlpHttpError(Exception):
-    """A request the receiver refuses, with the HTTP status it is answered with."""
-
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
 
 
 class Signal(Enum):
@@ -74,10 +73,12 @@ class Negotiated:
 def negotiate(content_type: str | None, content_encoding: str | None) -> Negotiated:
     media = (content_type or "").split(";")[0].strip().lower()
     if media not in (PROTOBUF, JSON):
-        raise OtlpHttpError(415, f"unsupported content type {media or '(none)'!r}; use {PROTOBUF} or {JSON}")
+        raise UnsupportedMediaTypeError(
+            f"unsupported content type {media or '(none)'!r}; use {PROTOBUF} or {JSON}"
+        )
     enc = (content_encoding or "identity").strip().lower()
     if enc not in ("gzip", "identity", ""):
-        raise OtlpHttpError(415, f"unsupported content encoding {enc!r}; use gzip or none")
+        raise UnsupportedMediaTypeError(f"unsupported content encoding {enc!r}; use gzip or none")
     return Negotiated(json=media == JSON, gzip=enc == "gzip")
 
 
@@ -102,7 +103,7 @@ class IngestGate:
                 self.requests and self.bytes + size > self.max_bytes
             ):
                 self.refused += 1
-                raise OtlpHttpError(503, "ingest queue is full; retry later", retry_after=self.retry_after_s)
+                raise UnavailableError("ingest queue is full; retry later", retry_after=self.retry_after_s)
             self.requests += 1
             self.bytes += size
         try:
@@ -168,9 +169,9 @@ def export(
             return ExportResult(acc, rej, msg)
         acc, rej, msg, events = store.ingest_otlp_logs(body, json=js, gzip=gz, max_body_bytes=limit)
     except _core.BodyTooLargeError as e:
-        raise OtlpHttpError(413, str(e)) from None
+        raise PayloadTooLargeError(str(e)) from None
     except _core.DecodeError as e:
-        raise OtlpHttpError(400, str(e)) from None
+        raise InvalidInputError(str(e)) from None
     result = ExportResult(acc, rej, msg)
     for event in json.loads(events):
         try:
@@ -197,12 +198,43 @@ def response(signal: Signal, as_json: bool, rejected: int, message: str) -> byte
     return resp.SerializeToString()
 
 
-# google.rpc.Code values for the statuses OTLP receivers answer with.
-_RPC_CODE = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 503: 14, 405: 12}
-
-
-def error_body(as_json: bool, status: int, message: str) -> bytes:
-    code = _RPC_CODE.get(status, 2)
+def error_body(as_json: bool, error: RefereeError) -> bytes:
+    """A ``google.rpc.Status`` body for a refused request, in the request's encoding."""
     if as_json:
-        return json.dumps({"code": code, "message": message}).encode()
-    return status_pb2.Status(code=code, message=message).SerializeToString()
+        return json.dumps({"code": error.rpc_code, "message": error.message}).encode()
+    return status_pb2.Status(code=error.rpc_code, message=error.message).SerializeToString()
+
+
+class Receiver:
+    """What both front ends call: one export request in, the OTLP answer's parts out.
+
+    ``submit`` decides each ``copilot.suggestion`` event; ``authorised`` checks the
+    ``Authorization`` header (or gRPC metadata). Errors are :class:`RefereeError`s, answered by
+    each front end from their code."""
+
+    def __init__(
+        self,
+        store: _core.SeriesStore,
+        gate: IngestGate,
+        settings: Settings,
+        authorised: Callable[[str | None], bool],
+        submit: Callable[[Suggestion], object],
+    ) -> None:
+        self.store, self.gate, self.settings = store, gate, settings
+        self.authorised, self.submit = authorised, submit
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The body limit after decompression (read from the settings at each request)."""
+        return self.settings.max_body_bytes
+
+    def check_auth(self, header: str | None) -> None:
+        if not self.authorised(header):
+            raise UnauthenticatedError("missing or invalid bearer token")
+
+    def export(self, signal: Signal, body: bytes, neg: Negotiated) -> ExportResult:
+        """Decodes into the store (under the caller's admission), submits the suggestions."""
+        result = export(self.store, signal, body, neg, self.max_body_bytes)
+        for suggestion in result.suggestions:
+            self.submit(suggestion)
+        return result

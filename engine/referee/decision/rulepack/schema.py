@@ -1,6 +1,6 @@
 """The published JSON Schema of rule pack v1, generated from the loader's own field lists.
 
-``schemas/rulepack.v1.json`` is this module's output (``python -m referee.decision.packschema >
+``schemas/rulepack.v1.json`` is this module's output (``python -m referee.decision.rulepack.schema >
 schemas/rulepack.v1.json``); a test fails when the file drifts, and every field the loader
 accepts must have a schema entry here (a missing one is a KeyError at generation), so editors
 and the loader agree on fields. The schema checks shape only: CEL, references to lists and
@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from referee.decision import rulepack as rp
+from referee.durations import PATTERN as DURATION_PATTERN
 
 SCHEMA_ID = "https://referee.dev/schemas/v1/rulepack.v1.json"
 
@@ -85,7 +86,7 @@ _RULE: dict[str, Any] = {
 _SIGNAL: dict[str, Any] = {
     "metric": {"type": "string", "minLength": 1, "description": "Metric name, or `$claim.signal`."},
     "statistic": {"type": "string", "minLength": 1, "default": "value"},
-    "window": {"type": "string", "pattern": rp._DURATION.pattern, "default": "5m"},
+    "window": {"type": "string", "pattern": DURATION_PATTERN, "default": "5m"},
     "points": {
         "type": "integer",
         "minimum": 1,
