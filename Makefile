@@ -56,11 +56,12 @@ bench-quality: install ## NAB score and copilot verdict benchmark via replay; re
 	$(BIN)/python -m bench.quality --out bench/quality.json
 
 .PHONY: lint
-lint: install ## ruff, mypy (+ stubtest for the compiled core), cargo fmt --check, cargo clippy
+lint: install ## ruff, mypy (+ stubtest for the compiled core), import-linter layers, cargo fmt --check, cargo clippy, Rust module cycles
 	$(BIN)/ruff check engine plugins tests bench
 	$(BIN)/ruff format --check engine plugins tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m mypy.stubtest referee._core
+	$(BIN)/lint-imports
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings

@@ -79,9 +79,7 @@ class Runtime:
         self.ingest_gate = IngestGate(settings.max_inflight_requests, settings.max_inflight_bytes)
         self._tokens = [t.get().encode() for t in settings.auth_tokens]
         #: The OTLP receiver core both front ends (HTTP, gRPC) call.
-        self.receiver = Receiver(
-            self.store, self.ingest_gate, settings, self.authorised, self.submit
-        )
+        self.receiver = Receiver(self.store, self.ingest_gate, settings, self.authorised, self.submit)
         self.grpc_server: grpc.Server | None = None
         self.grpc_port: int | None = None
         # Pending verdicts are decided again as data arrives (see referee.verdicts.lifecycle).

@@ -1,4 +1,4 @@
-"""The verdict store (embedded SQLite) and its delivery outbox.
+"""The verdict store (embedded SQLite) and its delivery outbox; the tables are in ``schema``.
 
 * ``verdicts``: every verdict as its Verdict v1 JSON, keyed by ``decision_id`` and unique per
   ``(source, suggestion_id)`` so a suggestion sent twice gets the same verdict back.
@@ -27,69 +27,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from referee.loops import Loop
 from referee.models import Finding, Verdict, series_key
+from referee.verdicts.checkpoint import WalCheckpointer
+from referee.verdicts.schema import FINDINGS_SCHEMA, SCHEMA
 
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS verdicts (
-    decision_id    TEXT PRIMARY KEY,
-    source         TEXT NOT NULL,
-    suggestion_id  TEXT NOT NULL,
-    service        TEXT,
-    verdict        TEXT NOT NULL,
-    rules_revision TEXT NOT NULL,
-    decided_at     TEXT NOT NULL,
-    suggestion     TEXT NOT NULL,
-    body           TEXT NOT NULL,
-    UNIQUE (source, suggestion_id)
-);
-CREATE INDEX IF NOT EXISTS verdicts_decided_at ON verdicts (decided_at);
-CREATE TABLE IF NOT EXISTS deliveries (
-    decision_id   TEXT NOT NULL REFERENCES verdicts (decision_id),
-    sink          TEXT NOT NULL,
-    status        TEXT NOT NULL DEFAULT 'pending',  -- pending | delivered | failed
-    ref           TEXT,
-    attempts      INTEGER NOT NULL DEFAULT 0,
-    next_attempt  REAL NOT NULL DEFAULT 0,
-    last_error    TEXT,
-    PRIMARY KEY (decision_id, sink)
-);
-CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt);
-CREATE TABLE IF NOT EXISTS lifecycle (
-    decision_id TEXT PRIMARY KEY REFERENCES verdicts (decision_id),
-    status      TEXT NOT NULL,            -- pending | settled | closed
-    version     INTEGER NOT NULL DEFAULT 1,
-    settles_at  TEXT,
-    updated_at  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS lifecycle_status ON lifecycle (status);
-CREATE TABLE IF NOT EXISTS verdict_versions (
-    decision_id    TEXT NOT NULL REFERENCES verdicts (decision_id),
-    version        INTEGER NOT NULL,
-    verdict        TEXT NOT NULL,
-    rules_revision TEXT NOT NULL,
-    body           TEXT NOT NULL,
-    PRIMARY KEY (decision_id, version)
-);
-"""
-
-
-#: Findings raised by watch rules; at most one open (closed_at NULL) per rule and series.
-FINDINGS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS findings (
-    finding_id  TEXT PRIMARY KEY,
-    rule_id     TEXT NOT NULL,
-    series_key  TEXT NOT NULL,
-    service     TEXT,
-    found_at    TEXT NOT NULL,
-    closed_at   TEXT,
-    body        TEXT NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS findings_open ON findings (rule_id, series_key) WHERE closed_at IS NULL;
-CREATE INDEX IF NOT EXISTS findings_found_at ON findings (found_at);
-"""
 
 
 def _period(column: str, since: datetime | None, until: datetime | None) -> tuple[list[str], list[str]]:
@@ -112,35 +54,6 @@ class Delivery:
     attempts: int
     #: The decision's version when the row was read; a newer version keeps the row pending.
     version: int = 1
-
-
-class WalCheckpointer:
-    """Copies SQLite's write-ahead log back into the database every ``interval`` seconds, on
-    a thread and connection of its own, so that no commit on the request path pays for it.
-
-    ``PASSIVE`` checkpoints never wait for the writer: the write lock stays free and a
-    decision commits while a checkpoint runs. On stop the log is truncated."""
-
-    def __init__(self, path: str, interval: float = 1.0) -> None:
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._loop = Loop("referee-wal-checkpoint", interval, self._passive, final=self._truncate)
-        self._loop.start()
-
-    def _passive(self) -> None:
-        try:
-            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error as e:  # e.g. a busy database: the next round catches up
-            log.debug("WAL checkpoint skipped: %s", e)
-
-    def _truncate(self) -> None:
-        try:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as e:
-            log.warning("final WAL checkpoint failed: %s", e)
-        self._conn.close()
-
-    def stop(self) -> None:
-        self._loop.stop(timeout=30)
 
 
 class VerdictStore:

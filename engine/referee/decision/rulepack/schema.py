@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from referee.decision import rulepack as rp
+from referee.decision.rulepack import model as rp
 from referee.durations import PATTERN as DURATION_PATTERN
 
 SCHEMA_ID = "https://referee.dev/schemas/v1/rulepack.v1.json"
