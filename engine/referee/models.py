@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ClaimKind = Literal[
     "latency_high",
@@ -33,7 +33,12 @@ class Claim(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ClaimKind
-    signal: str | None = Field(default=None, description="Metric name the claim is about.")
+    metric: str | None = Field(default=None, description="Metric name the claim is about.")
+    signal: str | None = Field(
+        default=None,
+        description="Deprecated name of `metric` (kept in step with it for one release).",
+        json_schema_extra={"deprecated": True},
+    )
     statistic: str | None = Field(default=None, description="e.g. p99, rate, error_ratio.")
     direction: Literal["up", "down"] | None = None
     observed: float | None = Field(default=None, description="The value the copilot reports.")
@@ -42,6 +47,19 @@ class Claim(BaseModel):
         default=None,
         description="How far back the claim looks, e.g. '10m' (informational; rules set their window).",
     )
+
+
+    @model_validator(mode="after")
+    def _metric_alias(self) -> Claim:
+        # `signal` was this field's first name; both are accepted and kept equal, so rules that
+        # read `suggestion.claim.signal` go on working. "signal" now means what a rule reads.
+        if self.metric is None:
+            self.metric = self.signal
+        elif self.signal is None:
+            self.signal = self.metric
+        elif self.signal != self.metric:
+            raise ValueError("claim.metric and its deprecated alias claim.signal disagree")
+        return self
 
 
 class Action(BaseModel):

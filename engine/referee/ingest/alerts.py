@@ -31,12 +31,14 @@ log = logging.getLogger("referee.sources")
 
 class ClaimRule(BaseModel):
     """One entry of ``claims``: when every label in ``match`` fully matches its regular
-    expression, the alert claims ``kind`` (with the optional signal fields)."""
+    expression, the alert claims ``kind`` (with the optional claim fields)."""
 
     model_config = ConfigDict(extra="forbid")
 
     match: dict[str, str] = Field(min_length=1)
     kind: ClaimKind
+    metric: str | None = None
+    #: Deprecated name of ``metric`` (one release).
     signal: str | None = None
     statistic: str | None = None
     direction: Literal["up", "down"] | None = None
