@@ -17,8 +17,6 @@ pub mod error;
 pub mod fastpath;
 pub mod functions;
 pub mod otlp;
-pub mod otlp_events;
-pub mod otlp_wire;
 pub mod rules;
 pub mod score;
 pub mod signal;
