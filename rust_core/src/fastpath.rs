@@ -18,7 +18,7 @@
 
 use cel::common::ast::{operators, Expr, IdedExpr, LiteralValue};
 
-use crate::signal::{BaselineView, SignalView};
+use crate::evidence::{BaselineView, SignalView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Num {

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::RuleError;
+use crate::evidence::{self, BaselineView, SignalSpec, SignalView};
 use crate::functions::{self, BUILTIN_FUNCTIONS};
-use crate::signal::{self, BaselineView, SignalSpec, SignalView};
 use crate::store::SeriesStore;
 
 /// Longest condition accepted, in bytes.
@@ -758,7 +758,7 @@ impl RuleSet {
                                 matches!(w.execute(&scope), Ok(Value::Bool(true)))
                             }
                         };
-                        let read = signal::read_where(store, &spec, &subject, at_ms, &accept)
+                        let read = evidence::read_where(store, &spec, &subject, at_ms, &accept)
                             .map_err(|m| m.to_string());
                         let bound = read.and_then(|(sig, base)| {
                             match (cel::to_value(&sig), cel::to_value(&base)) {
@@ -826,11 +826,11 @@ struct EvidenceKey {
     metric: String,
     statistic: String,
     window_bits: u64,
-    agg: signal::Aggregation,
+    agg: evidence::Aggregation,
     min_history: u64,
     points: Option<u64>,
     where_expr: Option<String>,
-    model: signal::ModelFilter,
+    model: evidence::ModelFilter,
     band_k_bits: Option<u64>,
 }
 
@@ -895,7 +895,7 @@ mod tests {
                 metric: "lat".into(),
                 statistic: "p99".into(),
                 window_s: 300.0,
-                agg: crate::signal::Aggregation::Mean,
+                agg: crate::evidence::Aggregation::Mean,
                 min_history: 30,
                 points: None,
                 where_expr: None,
@@ -1185,7 +1185,7 @@ mod tests {
     /// with ordinary, extreme, zero, infinite and NaN numbers.
     #[test]
     fn fast_path_agrees_with_cel() {
-        use crate::signal::{BaselineView, SignalView};
+        use crate::evidence::{BaselineView, SignalView};
         let conditions = [
             "signal.observed > baseline.upper && baseline.score > 0.9",
             "signal.observed < baseline.lower",
