@@ -2,8 +2,8 @@
 //! decode_bench -- FILE...`, gzip OTLP metrics requests): prost vs the zero-copy decoder.
 use std::time::Instant;
 
+use referee_core::otlp::wire;
 use referee_core::otlp::{self, Encoding};
-use referee_core::otlp_wire;
 
 fn main() {
     let raws: Vec<Vec<u8>> = std::env::args()
@@ -12,7 +12,7 @@ fn main() {
         .collect();
     let points: usize = raws
         .iter()
-        .map(|r| otlp_wire::decode_metrics(r).unwrap().attrs.len() / 5)
+        .map(|r| wire::decode_metrics(r).unwrap().attrs.len() / 5)
         .sum();
     let best = |f: &dyn Fn(&[u8])| {
         (0..20)
@@ -29,7 +29,7 @@ fn main() {
         std::hint::black_box(otlp::decode_metrics(r, Encoding::Protobuf).unwrap());
     });
     let wire = best(&|r| {
-        std::hint::black_box(otlp_wire::decode_metrics(r).unwrap());
+        std::hint::black_box(wire::decode_metrics(r).unwrap());
     });
     println!(
         "prost {:.0} ns/pt  zero-copy {:.0} ns/pt  ({:.1}x)",

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use referee_core::otlp::wire;
 use referee_core::otlp::{self, Encoding};
-use referee_core::otlp_wire;
 use referee_core::store::{SeriesStore, StoreConfig};
 
 fn main() {
@@ -21,12 +21,12 @@ fn main() {
     for _ in 0..rounds {
         let mut store = SeriesStore::new(StoreConfig::default());
         let mut cumulative = HashMap::new();
-        let mut agg = referee_core::otlp_events::EventAggregator::default();
+        let mut agg = otlp::EventAggregator::default();
         for (i, body) in bodies.iter().enumerate() {
             if i < 4 {
                 // Warm-up: the first requests create the series.
                 let raw = otlp::inflate(body, 64 << 20).unwrap();
-                let view = otlp_wire::decode_metrics(&raw).unwrap();
+                let view = wire::decode_metrics(&raw).unwrap();
                 otlp::apply_view(&mut store, &mut cumulative, &mut agg, &view);
                 continue;
             }
@@ -44,7 +44,7 @@ fn main() {
                 points += r.accepted;
                 continue;
             } else {
-                otlp_wire::decode_metrics(&raw).unwrap()
+                wire::decode_metrics(&raw).unwrap()
             };
             t_decode += t.elapsed().as_secs_f64();
             let t = Instant::now();

@@ -10,8 +10,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use referee_core::evidence::{self, SignalSpec};
 use referee_core::rules::{RuleSet, RuleSpec};
-use referee_core::signal::{self, SignalSpec};
 use referee_core::store::{SeriesStore, StoreConfig};
 
 const NOW_MS: i64 = 1_700_000_000_000;
@@ -100,11 +100,11 @@ fn main() {
     .expect("signal spec");
     let subject = vec![("service.name".to_string(), "web".to_string())];
     let t_read = best(2000, || {
-        black_box(signal::read(&store, black_box(&spec), &subject, NOW_MS).is_ok());
+        black_box(evidence::read(&store, black_box(&spec), &subject, NOW_MS).is_ok());
     });
 
     // CEL alone: each `when` compiled once, executed against evidence already bound.
-    let (sig, base) = signal::read(&store, &spec, &subject, NOW_MS).expect("evidence");
+    let (sig, base) = evidence::read(&store, &spec, &subject, NOW_MS).expect("evidence");
     let mut ctx = cel::Context::default();
     ctx.add_variable_from_value("signal", cel::to_value(&sig).expect("signal"));
     ctx.add_variable_from_value("baseline", cel::to_value(&base).expect("baseline"));

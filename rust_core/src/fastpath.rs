@@ -12,13 +12,13 @@
 //! * if any number read is NaN, the fast result is not used and CEL decides (NaN
 //!   comparisons are CEL's to define).
 //!
-//! `rules.rs` tests both evaluators against each other on the default packs' conditions.
+//! `rules/tests.rs` tests both evaluators against each other on the default packs' conditions.
 //!
 //! `Match` below does the same for `match` conditions over the suggestion.
 
 use cel::common::ast::{operators, Expr, IdedExpr, LiteralValue};
 
-use crate::signal::{BaselineView, SignalView};
+use crate::evidence::{BaselineView, SignalView};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Num {

@@ -1,9 +1,12 @@
 //! Referee's Rust core.
 //!
 //! Data flows one way: [`otlp`] decodes export requests into the [`store`], whose series keep
-//! [`baseline`]s; [`signal`] reads a window's evidence; [`rules`] evaluates CEL conditions
-//! against it. Everything here builds and tests without Python; the PyO3 module
-//! `referee._core` lives in [`python`] behind the `python` feature.
+//! [`baseline`]s (and fitted [`band`]s); [`evidence`] resolves a rule's signal (metric,
+//! statistic, window) to a series and reads the window's evidence; [`rules`] evaluates CEL
+//! conditions against it. Modules use only modules before them in this flow, so there are no
+//! import cycles (`tools/check_module_cycles.py` checks). Everything here builds and tests
+//! without Python; the PyO3 module `referee._core` lives in [`python`] behind the `python`
+//! feature.
 
 /// Ingest allocates and frees many small objects per request (prost decodes every attribute of
 /// logs, traces and OTLP/JSON into its own `String`; series state is many small blocks);
@@ -14,14 +17,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod band;
 pub mod baseline;
 pub mod error;
+pub mod evidence;
 pub mod fastpath;
 pub mod functions;
 pub mod otlp;
-pub mod otlp_events;
-pub mod otlp_wire;
 pub mod rules;
 pub mod score;
-pub mod signal;
 pub mod store;
 
 #[cfg(feature = "python")]

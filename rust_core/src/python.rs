@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use crate::baseline::BaselineConfig;
 use crate::error::{IngestError, RuleError};
-use crate::otlp::{self, Encoding};
-use crate::otlp_events::{self, EventAggregator};
+use crate::otlp::{self, Encoding, EventAggregator};
 use crate::rules::{RuleFunction, RuleSet, RuleSpec};
 use crate::store::{SeriesStore, StoreConfig};
 
@@ -177,7 +176,7 @@ impl PySeriesStore {
         max_body_bytes: usize,
     ) -> PyResult<(u64, u64, String, String)> {
         let out = self.with_state(py, |state| {
-            otlp_events::ingest_logs(
+            otlp::ingest_logs(
                 &mut state.store,
                 &mut state.events,
                 body,
@@ -208,7 +207,7 @@ impl PySeriesStore {
         max_body_bytes: usize,
     ) -> PyResult<(u64, u64, String)> {
         let report = self.with_state(py, |state| {
-            otlp_events::ingest_traces(
+            otlp::ingest_traces(
                 &mut state.store,
                 &mut state.events,
                 body,

@@ -1,5 +1,9 @@
 //! Resolving a rule's signal to a series and reading the window's evidence: what was observed,
 //! what the baseline expected over the same window, and how unusual the difference is.
+//!
+//! A *signal* is what a rule reads (the rule language's `signal:` key, a [`SignalSpec`]: a
+//! metric's statistic over a window); the *evidence* is what reading it at a decision time
+//! gives: the window's [`SignalView`] and its [`BaselineView`], or why it is [`Missing`].
 
 use serde::Serialize;
 
@@ -35,7 +39,7 @@ pub struct SignalSpec {
     #[serde(default)]
     pub points: Option<u64>,
     /// `signal.where`: a CEL condition over `series` (the candidate's attributes) that the
-    /// series must satisfy; compiled and applied by `rules.rs`.
+    /// series must satisfy; compiled and applied by `rules`.
     #[serde(default, rename = "where")]
     pub where_expr: Option<String>,
     /// `baseline.model`: which baselines may judge the window's points (default: any).
@@ -275,10 +279,10 @@ fn window(
     let min = points.iter().map(|s| s.value).fold(f64::INFINITY, f64::min);
     let last = points.last().map(|s| s.value).unwrap_or(f64::NAN);
     let observed = match spec.agg {
-        crate::signal::Aggregation::Mean => mean,
-        crate::signal::Aggregation::Max => max,
-        crate::signal::Aggregation::Min => min,
-        crate::signal::Aggregation::Last => last,
+        Aggregation::Mean => mean,
+        Aggregation::Max => max,
+        Aggregation::Min => min,
+        Aggregation::Last => last,
     };
     // History before the window: everything the baseline learned minus the window's points.
     let history = series.baseline.samples.saturating_sub(points.len() as u64);
