@@ -25,6 +25,8 @@
 
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 
+use crate::quantile::sorted_quantile;
+
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 const WEEK_MS: i64 = 7 * DAY_MS;
@@ -256,7 +258,7 @@ impl MedianWindow {
     }
 
     pub fn median(&self) -> f64 {
-        median_of_sorted(self.sorted())
+        sorted_quantile(self.sorted(), 0.5)
     }
 
     /// Median absolute deviation, found by walking outwards from the median of the sorted
@@ -302,15 +304,6 @@ impl MedianWindow {
             let b = take(0);
             (a + b) / 2.0
         }
-    }
-}
-
-fn median_of_sorted(s: &[f32]) -> f64 {
-    let n = s.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => s[n / 2] as f64,
-        _ => (s[n / 2 - 1] as f64 + s[n / 2] as f64) / 2.0,
     }
 }
 
@@ -563,14 +556,11 @@ impl StreamingBaseline {
         self.sketch.as_ref()?.0.quantile(q).ok().flatten()
     }
 
-    /// Quantile `q` of the recent median window (exact, for series without a sketch).
+    /// Quantile `q` of the recent median window (exact, interpolated like every exact quantile:
+    /// `crate::quantile`), for series without a sketch.
     pub fn window_quantile(&self, q: f64) -> Option<f64> {
         let s = self.window.sorted();
-        if s.is_empty() {
-            return None;
-        }
-        let rank = (q.clamp(0.0, 1.0) * (s.len() - 1) as f64).round() as usize;
-        Some(s[rank] as f64)
+        (!s.is_empty()).then(|| sorted_quantile(s, q))
     }
 
     fn seasonal(&self, ts_ms: i64, cfg: &BaselineConfig) -> Option<(f64, f64)> {

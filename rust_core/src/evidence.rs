@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::baseline::BandModel;
+use crate::quantile::sorted_quantile;
 use crate::store::{Series, SeriesStore};
 
 /// How the window's points are reduced to one observed value.
@@ -391,13 +392,13 @@ fn window(
         median_z: {
             let mut sorted = point_z.clone();
             sorted.sort_unstable_by(f64::total_cmp);
-            quantile_sorted(&sorted, 0.5)
+            sorted_quantile(&sorted, 0.5)
         },
         prior_points: prior.len() as u64,
-        prior_abs_z_p50: quantile_sorted(&prior, 0.5),
-        prior_abs_z_p90: quantile_sorted(&prior, 0.9),
-        prior_abs_z_p99: quantile_sorted(&prior, 0.99),
-        prior_abs_z_p995: quantile_sorted(&prior, 0.995),
+        prior_abs_z_p50: sorted_quantile(&prior, 0.5),
+        prior_abs_z_p90: sorted_quantile(&prior, 0.9),
+        prior_abs_z_p99: sorted_quantile(&prior, 0.99),
+        prior_abs_z_p995: sorted_quantile(&prior, 0.995),
         ratio: if expected != 0.0 {
             observed / expected
         } else {
@@ -408,20 +409,6 @@ fn window(
         p99: q(0.99),
     };
     Ok((signal, baseline))
-}
-
-/// Quantile `p` of sorted values, interpolated linearly between closest ranks (numpy's
-/// default); NaN when empty.
-fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        n => {
-            let pos = p.clamp(0.0, 1.0) * (n - 1) as f64;
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-        }
-    }
 }
 
 #[cfg(test)]
@@ -550,8 +537,8 @@ mod tests {
         assert!(base.prior_abs_z_p99 > 3.0, "{base:?}");
         assert!(base.mean_z.abs() <= base.mean_abs_z);
         assert!(base.median_z >= base.min_z && base.median_z <= base.max_z);
-        assert!(quantile_sorted(&[], 0.5).is_nan());
-        assert_eq!(quantile_sorted(&[1.0, 3.0], 0.5), 2.0);
+        assert!(sorted_quantile::<f64>(&[], 0.5).is_nan());
+        assert_eq!(sorted_quantile(&[1.0, 3.0], 0.5), 2.0);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod evidence;
 pub mod fastpath;
 pub mod functions;
 pub mod otlp;
+pub mod quantile;
 pub mod rules;
 pub mod score;
 pub mod store;

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use super::histogram::Rollup;
+use crate::quantile::sorted_quantile;
 use crate::store::SeriesStore;
 
 /// Width of the aggregation buckets for log counts and span RED series.
@@ -77,13 +78,6 @@ pub struct EventAggregator {
     pub refused: u64,
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let rank = (q * (sorted.len() as f64 - 1.0)).max(0.0);
-    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-    let f = rank - lo as f64;
-    sorted[lo] * (1.0 - f) + sorted[hi.min(sorted.len() - 1)] * f
-}
-
 fn write(
     store: &mut SeriesStore,
     metric: &str,
@@ -125,9 +119,9 @@ fn write(
         push("mean", b.sum / b.count as f64);
         b.durations.sort_unstable_by(|a, c| a.total_cmp(c));
         if !b.durations.is_empty() {
-            push("p50", quantile(&b.durations, 0.5));
-            push("p90", quantile(&b.durations, 0.9));
-            push("p99", quantile(&b.durations, 0.99));
+            push("p50", sorted_quantile(&b.durations, 0.5));
+            push("p90", sorted_quantile(&b.durations, 0.9));
+            push("p99", sorted_quantile(&b.durations, 0.99));
         }
     }
 }

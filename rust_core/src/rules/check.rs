@@ -21,6 +21,9 @@ pub const MAX_DEPTH: usize = 48;
 pub const MAX_COMPREHENSION_DEPTH: usize = 2;
 
 /// Signal fields that take their value from the suggestion instead of the rule.
+/// `signal.metric: $claim.metric`: the metric the suggestion's claim names.
+pub const FROM_CLAIM_METRIC: &str = "$claim.metric";
+/// The deprecated spelling of `FROM_CLAIM_METRIC` (the claim field's first name).
 pub const FROM_CLAIM_SIGNAL: &str = "$claim.signal";
 pub const FROM_CLAIM_STATISTIC: &str = "$claim.statistic";
 
@@ -82,6 +85,7 @@ const SUGGESTION_FIELDS: &[&str] = &[
 ];
 const CLAIM_FIELDS: &[&str] = &[
     "kind",
+    "metric",
     "signal",
     "statistic",
     "direction",
@@ -370,14 +374,17 @@ pub fn compile_condition(
 
 pub(super) fn check_signal(spec: &SignalSpec, rule: &str) -> Vec<RuleError> {
     let mut errors = Vec::new();
-    if spec.metric.starts_with('$') && spec.metric != FROM_CLAIM_SIGNAL {
+    if spec.metric.starts_with('$')
+        && spec.metric != FROM_CLAIM_METRIC
+        && spec.metric != FROM_CLAIM_SIGNAL
+    {
         errors.push(err(
             rule,
             "signal",
             1,
             1,
             format!(
-                "signal.metric `{}`: the only reference allowed is `{FROM_CLAIM_SIGNAL}`",
+                "signal.metric `{}`: the only reference allowed is `{FROM_CLAIM_METRIC}`",
                 spec.metric
             ),
         ));

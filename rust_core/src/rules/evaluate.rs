@@ -9,7 +9,7 @@ use cel::extractors::Arguments;
 use cel::{Context, ExecutionError, Value};
 use serde::Serialize;
 
-use super::check::{FROM_CLAIM_SIGNAL, FROM_CLAIM_STATISTIC};
+use super::check::{FROM_CLAIM_METRIC, FROM_CLAIM_SIGNAL, FROM_CLAIM_STATISTIC};
 use super::compile::RuleSet;
 use crate::evidence::{self, BaselineView, SignalSpec, SignalView};
 use crate::functions;
@@ -40,8 +40,9 @@ pub struct RuleOutcome {
     pub baseline: Option<Arc<BaselineView>>,
 }
 
-/// The signal a rule reads for this suggestion: `$claim.signal` and `$claim.statistic` are
-/// taken from the suggestion's claim (the statistic defaults to `value`).
+/// The signal a rule reads for this suggestion: `$claim.metric` (or its old spelling
+/// `$claim.signal`) and `$claim.statistic` are taken from the suggestion's claim (the
+/// statistic defaults to `value`).
 fn resolve_signal<'s>(
     spec: &'s SignalSpec,
     suggestion: &serde_json::Value,
@@ -58,9 +59,10 @@ fn resolve_signal<'s>(
             .map(str::to_string)
     };
     let mut resolved = spec.clone();
-    if spec.metric == FROM_CLAIM_SIGNAL {
-        resolved.metric = field("signal")
-            .ok_or_else(|| "the suggestion names no metric (claim.signal)".to_string())?;
+    if spec.metric == FROM_CLAIM_METRIC || spec.metric == FROM_CLAIM_SIGNAL {
+        resolved.metric = field("metric").or_else(|| field("signal")).ok_or_else(|| {
+            "the suggestion names no metric (claim.metric, formerly claim.signal)".to_string()
+        })?;
     }
     if spec.statistic == FROM_CLAIM_STATISTIC {
         resolved.statistic = field("statistic").unwrap_or_else(|| "value".to_string());

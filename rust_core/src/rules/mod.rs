@@ -14,7 +14,7 @@ pub mod compile;
 pub mod evaluate;
 
 pub use check::{
-    compile_condition, FunctionNames, FROM_CLAIM_SIGNAL, FROM_CLAIM_STATISTIC,
+    compile_condition, FunctionNames, FROM_CLAIM_METRIC, FROM_CLAIM_SIGNAL, FROM_CLAIM_STATISTIC,
     MAX_COMPREHENSION_DEPTH, MAX_DEPTH, MAX_EXPRESSION_LEN,
 };
 pub use compile::{RuleFunction, RuleSet, RuleSpec};
