@@ -62,6 +62,7 @@ lint: install ## ruff, mypy (+ stubtest for the compiled core), import-linter la
 	$(BIN)/mypy
 	$(BIN)/python -m mypy.stubtest referee._core
 	$(BIN)/lint-imports
+	$(BIN)/python rust_core/tools/check_module_cycles.py
 	rustup component add rustfmt clippy >/dev/null 2>&1 || true
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings

@@ -19,9 +19,9 @@
 //! Points far outside the band update the estimators with a value clipped to the band edge,
 //! so an incident does not teach the baseline that the incident is normal.
 //!
-//! This file is a few lines over the crate's ~800: the estimators and the baseline that picks
-//! among them are one unit, and split they would share most of their private state. The
-//! tests are in `baseline/tests.rs`.
+//! Why this file is long: it is a few lines over the crate's ~800 because the estimators and
+//! the baseline that picks among them are one unit, and split they would share most of their
+//! private state. The tests are in `baseline/tests.rs`.
 
 use sketches_ddsketch::{Config as SketchConfig, DDSketch};
 

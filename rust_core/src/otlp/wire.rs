@@ -15,9 +15,9 @@
 //! packed and unpacked repeated numbers are both read; nesting is bounded like prost's
 //! recursion limit. Malformed input is an error, never a panic.
 //!
-//! This file is longer than the crate's usual ~800 lines on purpose: it is one state machine
-//! (a reader and one decoding function per message type, each following the schema), and
-//! splitting it would only scatter the field tables. Its tests are in `wire/tests.rs`.
+//! Why this file is long: it is over the crate's usual ~800 lines because it is one state
+//! machine (a reader and one decoding function per message type, each following the schema),
+//! and splitting it would only scatter the field tables. Its tests are in `wire/tests.rs`.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from referee import _core
-from referee.decision.rulepack import macros as celexpand
+from referee.decision.rulepack import macros
 from referee.decision.rulepack.macros import Source
 from referee.decision.rulepack.model import (
     EVIDENCE_VARIABLES,
@@ -93,7 +93,7 @@ def _compile(
             key, offset, written = src.locate(line, col)
             if key is None:
                 key = next(iter(labels))
-            where = _place(rule, key, *celexpand.line_col(written, offset))
+            where = _place(rule, key, *macros.line_col(written, offset))
             label = labels.get(key) or f"macro `{key.split('.', 1)[-1]}`"
             message = f"{where}: rule `{rule.id}` {label}: {msg}"
             if message not in errors:  # a match shared by a rule and its exceptions fails once
@@ -160,7 +160,7 @@ def _build(
             esrc = r.sources.get(key) or _plain(key, exc.when)
             eid = f"{r.id}#{exc.name}"
             # An exception about the suggestion alone is judged even when the evidence is missing.
-            reads_evidence = bool(celexpand.free_identifiers(esrc.text) & EVIDENCE_VARIABLES)
+            reads_evidence = bool(macros.free_identifiers(esrc.text) & EVIDENCE_VARIABLES)
             exc_specs.append(
                 {
                     "id": eid,
@@ -180,12 +180,12 @@ def _build(
     for (metric, statistic), (grules, gspecs, gmeta) in groups.items():
         for spec in gspecs:
             text = spec["when"]
-            if len(text.encode()) > celexpand.MAX_EXPANDED_BYTES:
+            if len(text.encode()) > macros.MAX_EXPANDED_BYTES:
                 r = gmeta[spec["id"]].rule
                 line, col, _ = r.positions.get("watch", (1, 1, False))
                 errors.append(
                     f"{r.source}:{line}:{col}: rule `{r.id}`: watch, when and exceptions together are "
-                    f"{len(text.encode())} bytes, more than {celexpand.MAX_EXPANDED_BYTES}"
+                    f"{len(text.encode())} bytes, more than {macros.MAX_EXPANDED_BYTES}"
                 )
         gcompiled = _compile(gspecs, gmeta, digest, functions, errors)
         if gcompiled is not None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
-from referee.decision.rulepack import macros as celexpand
+from referee.decision.rulepack import macros
 from referee.decision.rulepack.macros import Reference, Source
 from referee.decision.rulepack.model import (
     _NAME,
@@ -31,7 +31,7 @@ from referee.decision.rulepack.yamlfile import (
 def _ident_offsets(src: str, name: str) -> list[int]:
     """Where ``name`` occurs as a free identifier in ``src``."""
     out, prev = [], ""
-    for t in celexpand.tokens(src):
+    for t in macros.tokens(src):
         if t.kind == "ident" and t.text == name and prev != ".":
             out.append(t.start)
         if not t.text.isspace():
@@ -95,7 +95,7 @@ class PackScope(FileReader):
         self, text: str, report: Callable[[int, str], None], stack: list[str]
     ) -> tuple[list[Reference], dict[tuple[str, str], str | Source]] | None:
         """The references in ``text`` and what each expands to; None if any is broken."""
-        refs, bad = celexpand.references(text)
+        refs, bad = macros.references(text)
         ok = True
         for offset, message in bad:
             report(offset, message)
@@ -109,7 +109,7 @@ class PackScope(FileReader):
                     )
                     ok = False
                 else:
-                    expansions[("lists", r.name)] = celexpand.list_literal(self.lists[r.name])
+                    expansions[("lists", r.name)] = macros.list_literal(self.lists[r.name])
             elif r.name not in self.macros:
                 report(
                     r.start, f"unknown macro `{r.name}` ({self._defined('macros')}; macros are pack-scoped)"
@@ -136,10 +136,10 @@ class PackScope(FileReader):
             assert ref is not None
             ref[0](ref[1], f"macros refer to each other in a cycle: {' -> '.join([*stack, name])}")
             return None
-        if len(stack) >= celexpand.MAX_MACRO_DEPTH:
+        if len(stack) >= macros.MAX_MACRO_DEPTH:
             assert ref is not None
             ref[0](
-                ref[1], f"macros nest deeper than {celexpand.MAX_MACRO_DEPTH} levels: {' -> '.join(stack)}"
+                ref[1], f"macros nest deeper than {macros.MAX_MACRO_DEPTH} levels: {' -> '.join(stack)}"
             )
             return None
         m.state = "expanding"
@@ -153,8 +153,8 @@ class PackScope(FileReader):
             return None
         src = Source()
         src.add(f"macros.{name}", m.text, *found)
-        if len(src.text.encode()) > celexpand.MAX_EXPANDED_BYTES:
-            report(0, f"expands to {len(src.text.encode())} bytes, more than {celexpand.MAX_EXPANDED_BYTES}")
+        if len(src.text.encode()) > macros.MAX_EXPANDED_BYTES:
+            report(0, f"expands to {len(src.text.encode())} bytes, more than {macros.MAX_EXPANDED_BYTES}")
             m.state = "failed"
             return None
         m.state, m.expanded = "done", src
@@ -183,9 +183,9 @@ class PackScope(FileReader):
                     rule.positions[f"macros.{name}"] = m.pos
             if rule.kind == "watch":
                 for offset in _ident_offsets(src.text, "suggestion"):
-                    fld, off, written = src.locate(*celexpand.line_col(src.text, offset))
+                    fld, off, written = src.locate(*macros.line_col(src.text, offset))
                     where = _place_at(
-                        self.path, rule.positions.get(fld or key, pos), *celexpand.line_col(written, off)
+                        self.path, rule.positions.get(fld or key, pos), *macros.line_col(written, off)
                     )
                     self.errors.append(
                         f"{where}: rule `{rule.id}` {what}: watch rules have no `suggestion`; "

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
-from referee.decision.rulepack import macros as celexpand
+from referee.decision.rulepack import macros
 from referee.decision.rulepack.model import MAX_DEPTH, Position
 
 
@@ -94,7 +94,7 @@ class FileReader:
         self.errors = errors
 
     def error_at(self, pos: Position, text: str, offset: int, message: str) -> None:
-        line, col = celexpand.line_col(text, offset)
+        line, col = macros.line_col(text, offset)
         self.errors.append(f"{_place_at(self.path, pos, line, col)}: {message}")
 
     def error(self, node: Node | None, message: str) -> None:
