@@ -48,7 +48,6 @@ class Claim(BaseModel):
         description="How far back the claim looks, e.g. '10m' (informational; rules set their window).",
     )
 
-
     @model_validator(mode="after")
     def _metric_alias(self) -> Claim:
         # `signal` was this field's first name; both are accepted and kept equal, so rules that

@@ -84,7 +84,12 @@ _RULE: dict[str, Any] = {
 }
 
 _SIGNAL: dict[str, Any] = {
-    "metric": {"type": "string", "minLength": 1, "description": "Metric name, or `$claim.metric` (the claimed metric; `$claim.signal` is its deprecated spelling)."},
+    "metric": {
+        "type": "string",
+        "minLength": 1,
+        "description": "Metric name, or `$claim.metric` (the claimed metric; `$claim.signal` is its "
+        "deprecated spelling).",
+    },
     "statistic": {"type": "string", "minLength": 1, "default": "value"},
     "window": {"type": "string", "pattern": DURATION_PATTERN, "default": "5m"},
     "points": {

@@ -138,9 +138,7 @@ class PackScope(FileReader):
             return None
         if len(stack) >= macros.MAX_MACRO_DEPTH:
             assert ref is not None
-            ref[0](
-                ref[1], f"macros nest deeper than {macros.MAX_MACRO_DEPTH} levels: {' -> '.join(stack)}"
-            )
+            ref[0](ref[1], f"macros nest deeper than {macros.MAX_MACRO_DEPTH} levels: {' -> '.join(stack)}")
             return None
         m.state = "expanding"
 
