@@ -1,8 +1,12 @@
-"""Shared fixtures: a service on a free port, settings in a temporary directory, Grafana's
-contract server (``grafana_server``)."""
+"""Shared fixtures: a service on a free port, settings in a temporary directory; the real peers'
+fixtures from ``tests/peers/`` (Grafana's contract server ``grafana_server``, PostgreSQL).
+
+``CONTRACTS`` is ``tests/contracts/`` (the upstream contracts the tests check against, see its
+README), or ``$REFEREE_CONTRACTS_DIR`` when set."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +16,11 @@ from referee.config import Settings
 from referee.demo.run import BackgroundServer, free_port
 from referee.service.runtime import Runtime
 
-pytest_plugins = ["tests.grafana_contract.fixtures", "tests.postgres"]
+pytest_plugins = ["tests.peers.grafana_contract.fixtures", "tests.peers.postgres"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RULES = REPO / "rules"
+CONTRACTS = Path(os.environ.get("REFEREE_CONTRACTS_DIR") or REPO / "tests" / "contracts")
 
 
 @pytest.fixture
