@@ -134,9 +134,9 @@ def test_errors_inside_a_macro_point_at_the_macro(tmp_path: Path) -> None:
     # Reported once, at the macro's text, although two rules and an exception use it.
     assert errs == [
         f"{p}:7:28: rule `suppress-latency` macro `latency`: `suggestion.claim` has no field `knd` "
-        "(fields: kind, signal, statistic, direction, observed, unit, window)",
+        "(fields: kind, metric, signal, statistic, direction, observed, unit, window)",
         f"{p}:7:28: rule `protect-payments` macro `latency`: `suggestion.claim` has no field `knd` "
-        "(fields: kind, signal, statistic, direction, observed, unit, window)",
+        "(fields: kind, metric, signal, statistic, direction, observed, unit, window)",
     ]
 
 

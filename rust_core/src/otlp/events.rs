@@ -266,8 +266,10 @@ mod tests {
 
     const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/contracts/otlp");
 
-    fn example(name: &str) -> Option<Vec<u8>> {
-        std::fs::read(format!("{EXAMPLES}/{name}")).ok()
+    /// An official OTLP example, as the repository carries it (tests/contracts/README.md).
+    fn example(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{EXAMPLES}/{name}"))
+            .unwrap_or_else(|e| panic!("{EXAMPLES}/{name}: {e} (the repository carries it)"))
     }
 
     #[test]
@@ -275,7 +277,7 @@ mod tests {
         let mut store = SeriesStore::new(StoreConfig::default());
         let mut agg = EventAggregator::default();
         for name in ["example-logs.json", "example-events.json"] {
-            let Some(body) = example(name) else { return };
+            let body = example(name);
             let out =
                 ingest_logs(&mut store, &mut agg, &body, Encoding::Json, false, 1 << 20).unwrap();
             assert!(out.report.accepted > 0, "{name}");
@@ -285,9 +287,7 @@ mod tests {
 
     #[test]
     fn official_trace_example_decodes_with_hex_ids() {
-        let Some(body) = example("example-trace.json") else {
-            return;
-        };
+        let body = example("example-trace.json");
         let req = decode_traces(&body, Encoding::Json).unwrap();
         let span = &req.resource_spans[0].scope_spans[0].spans[0];
         // Hex, not base64: 16 bytes of trace id, 8 of span id.
