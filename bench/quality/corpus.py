@@ -38,17 +38,14 @@ class DataMissing(Exception):
 def add_data_argument(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--data",
-        type=Path,
         default=None,
         help=f"directory holding nab/ (default: ${ENV}; make bench-quality passes BENCH_DATA)",
     )
 
 
-def data_dir(arg: Path | None, env: Mapping[str, str] = os.environ) -> Path | None:
-    """``--data`` if given, else ``$REFEREE_BENCH_DATA`` if set and not empty."""
-    if arg is not None:
-        return arg
-    value = env.get(ENV, "")
+def data_dir(arg: str | Path | None, env: Mapping[str, str] = os.environ) -> Path | None:
+    """``--data`` if given and not empty, else ``$REFEREE_BENCH_DATA`` if set and not empty."""
+    value = str(arg) if arg is not None and str(arg) else env.get(ENV, "")
     return Path(value) if value else None
 
 
@@ -65,15 +62,15 @@ def needs(data: Path | str = "DIR") -> str:
             f"folders into {nab}/. NAB's cost profiles (config/profiles.json) are built in",
             "(bench/quality/nab.py): nothing under config/ is read.",
             "bench/quality.json was measured on 5 of NAB's 7 categories (34 files):",
-            f"{', '.join(CATEGORIES)}; series listed in the windows but absent from data/",
-            "are skipped.",
+            f"  {', '.join(CATEGORIES)};",
+            "series listed in the windows but absent from data/ are skipped (with a note).",
             f"Give the directory that holds nab/ as --data DIR or {ENV}=DIR",
             "(make bench-quality BENCH_DATA=DIR).",
         ]
     )
 
 
-def locate(arg: Path | None, env: Mapping[str, str] = os.environ) -> Path:
+def locate(arg: str | Path | None, env: Mapping[str, str] = os.environ) -> Path:
     """The NAB directory (``<data>/nab``), checked; raises ``DataMissing`` with what is needed."""
     data = data_dir(arg, env)
     if data is None:
@@ -99,7 +96,7 @@ def locate(arg: Path | None, env: Mapping[str, str] = os.environ) -> Path:
     return nab
 
 
-def locate_or_exit(arg: Path | None) -> Path:
+def locate_or_exit(arg: str | Path | None) -> Path:
     """``locate``, or the message on stderr and exit status 2."""
     try:
         return locate(arg)
