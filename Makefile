@@ -48,12 +48,15 @@ test: install ## Run the whole suite: Rust unit tests, rule pack checks and test
 	$(BIN)/python -m pytest -q
 
 .PHONY: bench
-bench: install ## Run the benchmarks; results in bench/results.json
-	$(BIN)/python -m bench.run --out bench/results.json
+bench: install ## Run the speed benchmarks; results in bench/results.json
+	$(BIN)/python -m bench.speed --out bench/results.json
+
+# The directory holding nab/ (the Numenta Anomaly Benchmark's data/ and labels/).
+BENCH_DATA ?= $(or $(REFEREE_BENCH_DATA),../shared/data)
 
 .PHONY: bench-quality
-bench-quality: install ## NAB score and copilot verdict benchmark via replay; results in bench/quality.json
-	$(BIN)/python -m bench.quality --out bench/quality.json
+bench-quality: install ## NAB score, copilot verdicts, fit cost; bench/quality.json. Data: BENCH_DATA=DIR (holds nab/; default $REFEREE_BENCH_DATA, else ../shared/data)
+	$(BIN)/python -m bench.quality --data "$(BENCH_DATA)" --out bench/quality.json
 
 .PHONY: lint
 lint: install ## ruff, mypy (+ stubtest for the compiled core), import-linter layers, cargo fmt --check, cargo clippy, Rust module cycles

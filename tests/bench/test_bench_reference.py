@@ -9,8 +9,8 @@ import math
 from typing import Any
 
 import pytest
-from bench.pyref import PyStore
-from bench.workload import POINTS_PER_REQUEST, build_payloads
+from bench.reference import PyStore
+from bench.workloads.otlp import POINTS_PER_REQUEST, build_payloads
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as pb
 
 from referee import _core

@@ -7,8 +7,7 @@ import random
 
 import numpy as np
 import pytest
-
-from bench import nab
+from bench.quality import nab
 
 
 def _file(n: int, windows: list[tuple[int, int]], hits: list[int], name: str = "f") -> nab.NabFile:

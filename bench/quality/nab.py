@@ -1,7 +1,7 @@
 """An independent implementation of the NAB score (Numenta Anomaly Benchmark v1.1), written from
-the rules in ``../shared/data/nab/README.md``: probation, scaled-sigmoid row values, the three
-cost profiles, one corpus-wide threshold chosen among every distinct score, and normalisation
-between the null and the perfect detector.
+the rules in ``nab/README.md`` of the project's data directory (``bench.quality.corpus``):
+probation, scaled-sigmoid row values, the three cost profiles, one corpus-wide threshold chosen
+among every distinct score, and normalisation between the null and the perfect detector.
 
 The threshold search is exact and O(n log n): every file's score is a step function of the
 threshold θ, so each window and each out-of-window row contributes "deltas" that switch on

@@ -1,8 +1,8 @@
 """End-to-end OTLP/HTTP ingest: ``referee serve`` in its own process, fed by a load generator
-in another (``bench.http_client``), against two references run the same way in the same run:
-the light pure-Python reference ingest (``bench.workload.python_ingest``, which does less
+in another (``bench.speed.http_client``), against two references run the same way in the same run:
+the light pure-Python reference ingest (``bench.reference.light.python_ingest``, which does less
 than Referee) and a server that ingests nothing, both on the same minimal Starlette/uvicorn
-stack (``bench.ref_server``)."""
+stack (``bench.reference.ref_server``)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 
-from bench.workload import POINTS_PER_REQUEST, build_payloads
+from bench.workloads.otlp import POINTS_PER_REQUEST, build_payloads
 from referee.demo.run import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -72,7 +72,7 @@ def referee_cmd(port: int, tmp: Path) -> list[str]:
 
 
 def ref_cmd(port: int, mode: str) -> list[str]:
-    return [sys.executable, "-m", "bench.ref_server", "--port", str(port), "--mode", mode]
+    return [sys.executable, "-m", "bench.reference.ref_server", "--port", str(port), "--mode", mode]
 
 
 def drive(url: str, payload_dir: Path, workers: int, duration: float) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def drive(url: str, payload_dir: Path, workers: int, duration: float) -> dict[st
         [
             sys.executable,
             "-m",
-            "bench.http_client",
+            "bench.speed.http_client",
             f"{url}/v1/metrics",
             str(payload_dir),
             "--workers",

@@ -1,6 +1,6 @@
 """The load generator of the HTTP ingest benchmark, run as its own process:
 
-    python -m bench.http_client URL DIR --workers 4 --duration 3
+    python -m bench.speed.http_client URL DIR --workers 4 --duration 3
 
 ``DIR`` holds prebuilt gzip protobuf payloads named ``w<worker>-<seq>.pb.gz``. Each worker
 (a thread with its own keep-alive connection) sends its files in order. The first

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.quality import read_rows
+from bench.quality.corpus import read_rows
 from referee.state.seasonal import fit_series
 
 FILES = [
@@ -60,9 +60,16 @@ def measure(nab_dir: Path, repeats: int = 2) -> dict[str, Any]:
     return out
 
 
-if __name__ == "__main__":
+def main() -> None:
+    import argparse
     import json
 
-    from bench.quality import NAB_DIR
+    from bench.quality.corpus import add_data_argument, locate_or_exit
 
-    print(json.dumps(measure(NAB_DIR), indent=2))
+    ap = argparse.ArgumentParser(prog="python -m bench.quality.fitcost", description=__doc__.splitlines()[0])
+    add_data_argument(ap)
+    print(json.dumps(measure(locate_or_exit(ap.parse_args().data)), indent=2))
+
+
+if __name__ == "__main__":
+    main()

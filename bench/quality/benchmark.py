@@ -17,9 +17,6 @@ Protocols, fixed before looking at any result:
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import random
 import statistics
 import tempfile
@@ -31,37 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from bench import nab
-from referee.config import Settings, default_rules_dir
+from bench.quality import nab
+from bench.quality.corpus import load_corpus, read_rows, row_of
+from referee.config import Settings
 from referee.models import Claim, Suggestion
-from referee.replay import parse_timestamp, replay, to_ms
+from referee.replay import replay
 
-REPO = Path(__file__).resolve().parents[1]
-NAB_DIR = REPO.parent / "shared" / "data" / "nab"
 SEED = 20261123
 DAY_MS = 86_400_000
-
-
-def load_corpus(nab_dir: Path) -> tuple[list[str], dict[str, list[list[str]]], dict[str, list[str]]]:
-    windows = json.loads((nab_dir / "labels" / "combined_windows.json").read_text())
-    labels = json.loads((nab_dir / "labels" / "combined_labels.json").read_text())
-    keys = sorted(k for k in windows if (nab_dir / "data" / k).is_file())
-    return keys, windows, labels
-
-
-def read_rows(path: Path) -> tuple[list[int], list[float]]:
-    ts: list[int] = []
-    vs: list[float] = []
-    for line in path.read_text().splitlines()[1:]:
-        t, v = line.split(",")
-        ts.append(to_ms(parse_timestamp(t)))
-        vs.append(float(v))
-    return ts, vs
-
-
-def _row_of(ts: list[int], stamp: str) -> int:
-    t = to_ms(parse_timestamp(stamp.split(".")[0]))
-    return ts.index(t)
 
 
 def make_claims(
@@ -125,8 +99,8 @@ def run(nab_dir: Path, rules: list[Path], out_dir: Path) -> dict[str, Any]:
     for index, key in enumerate(keys):
         path = nab_dir / "data" / key
         ts, vs = read_rows(path)
-        windows = [(_row_of(ts, a), _row_of(ts, b)) for a, b in windows_json[key]]
-        label_rows = [_row_of(ts, s) for s in labels_json.get(key, [])]
+        windows = [(row_of(ts, a), row_of(ts, b)) for a, b in windows_json[key]]
+        label_rows = [row_of(ts, s) for s in labels_json.get(key, [])]
         claims = make_claims(key, ts, vs, windows, label_rows, rng)
         with tempfile.TemporaryDirectory() as tmp:
             sug_path = Path(tmp) / "suggestions.jsonl"
@@ -222,30 +196,3 @@ def copilot_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "half_b": summarise([r for r in rows if r["half"] == "B"]),
         "per_category": {c: summarise(by_cat[c]) for c in sorted(by_cat)},
     }
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nab", type=Path, default=NAB_DIR)
-    ap.add_argument("--rules", type=Path, action="append", default=None)
-    ap.add_argument("--out", type=Path, default=REPO / "bench" / "quality.json")
-    ap.add_argument("--no-fit-cost", action="store_true", help="skip the statsmodels fit-cost measurement")
-    args = ap.parse_args()
-    rules = args.rules or [default_rules_dir()]
-    report: dict[str, Any] = {
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-        "rules": [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in rules],
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        report.update(run(args.nab, rules, Path(tmp)))
-    if not args.no_fit_cost:
-        from bench.fitcost import measure
-
-        report["fit_cost"] = measure(args.nab)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps({k: report[k] for k in ("nab", "copilot")}, indent=1)[:4000])
-
-
-if __name__ == "__main__":
-    main()

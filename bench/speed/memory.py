@@ -1,6 +1,6 @@
 """State memory per live series at 100,000 series, each case in a fresh process:
 
-    python -m bench.memory --series 100000 --points 64 --ring 1
+    python -m bench.speed.memory --series 100000 --points 64 --ring 1
 
 RSS growth while the series are created and fed, divided by the number of series. The ring of
 raw points is ``ring_capacity`` samples per series: with ``--ring 1`` it holds one sample, so
@@ -55,7 +55,7 @@ def run_case(n_series: int, points: int, ring: int, step_s: int = 60) -> dict[st
         [
             sys.executable,
             "-m",
-            "bench.memory",
+            "bench.speed.memory",
             "--series",
             str(n_series),
             "--points",
@@ -65,7 +65,7 @@ def run_case(n_series: int, points: int, ring: int, step_s: int = 60) -> dict[st
             "--step-s",
             str(step_s),
         ],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         check=True,

@@ -24,7 +24,7 @@ import celpy
 
 from referee import _core
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOW_MS = 1_700_000_000_000
 METRIC = "http.server.request.duration"
 MATCH = 'suggestion.claim.kind == "latency_high" && suggestion.subject["service.name"] == "web"'

@@ -1,9 +1,9 @@
 """The references of the HTTP ingest benchmark: a minimal Starlette app on uvicorn (the stack
 ``referee serve`` runs on) answering ``POST /v1/metrics``.
 
-    python -m bench.ref_server --port N --mode python|noop
+    python -m bench.reference.ref_server --port N --mode python|noop
 
-* ``python``: the light pure-Python reference ingest (``bench.workload.python_ingest``: an
+* ``python``: the light pure-Python reference ingest (``bench.reference.light.python_ingest``: an
   EWMA and a ring per series, less than Referee does);
 * ``noop``: reads the body and answers, ingesting nothing: the ceiling the HTTP stack and the
   client leave for any ingest on this machine.
@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bench.workload import PySeries, python_ingest
+from bench.reference.light import PySeries, python_ingest
 
 OK = pb.ExportMetricsServiceResponse().SerializeToString()
 

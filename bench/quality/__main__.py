@@ -1,0 +1,48 @@
+"""``python -m bench.quality [--data DIR] [--out bench/quality.json]``: the quality benchmarks
+(``bench.quality.benchmark``) and the fit cost (``bench.quality.fitcost``) in one report.
+Without the NAB data (``--data`` or ``$REFEREE_BENCH_DATA``) it says what it needs and exits 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.quality import benchmark, corpus
+from referee.config import default_rules_dir
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def main() -> None:
+    doc = benchmark.__doc__ or ""
+    ap = argparse.ArgumentParser(prog="python -m bench.quality", description=doc.splitlines()[0])
+    corpus.add_data_argument(ap)
+    ap.add_argument("--rules", type=Path, action="append", default=None)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "quality.json")
+    ap.add_argument("--no-fit-cost", action="store_true", help="skip the statsmodels fit-cost measurement")
+    args = ap.parse_args()
+    nab_dir = corpus.locate_or_exit(args.data)
+    rules = args.rules or [default_rules_dir()]
+    report: dict[str, Any] = {
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "rules": [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p) for p in rules],
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        report.update(benchmark.run(nab_dir, rules, Path(tmp)))
+    if not args.no_fit_cost:
+        from bench.quality.fitcost import measure
+
+        report["fit_cost"] = measure(nab_dir)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("nab", "copilot")}, indent=1)[:4000])
+
+
+if __name__ == "__main__":
+    main()
