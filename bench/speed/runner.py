@@ -190,7 +190,11 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.speed",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
     ap.add_argument(
         "--only", default=",".join(BENCHES), help="comma-separated subset of " + ", ".join(BENCHES)
