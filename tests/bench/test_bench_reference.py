@@ -1,4 +1,4 @@
-"""The ingest benchmark's Python reference (bench/pyref.py) does the Rust path's work: fed the
+"""The ingest benchmark's Python reference (bench/reference/) does the Rust path's work: fed the
 same payloads, it must end with the same series holding the same samples and bands."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The NAB scorer (bench/nab.py) against hand-computed cases and against its own slow path."""
+"""The NAB scorer (bench/quality/nab.py) against hand-computed cases and against its own slow path."""
 
 from __future__ import annotations
 
