@@ -199,10 +199,9 @@ class Decider:
         self.store.flush_events(at_ms)
         payload = payload or suggestion.model_dump_json(exclude_none=True)
         unmatched, position = self._unmatched_traces(rules)
-        # Only the rules that matched or failed are in `outcomes` (fields without a value are
-        # left out too); every other rule keeps its "did not match" trace.
+        # Only the rules that matched or failed are in `outcomes` (and not those whose mode is
+        # `off`); every other rule keeps its "did not match" trace.
         by_id = rules.by_id
-        # not the rules whose mode is `off`
         outcomes = [o for o in rules.compiled.evaluate(self.store, payload, at_ms) if o.id in position]
         applied = applied_exceptions(rules, self.store, payload, at_ms, outcomes)
         traces = list(unmatched)
