@@ -23,14 +23,16 @@ def _rust_ingest(payloads: list[bytes], rounds: int) -> tuple[float, float, int]
     for _ in range(rounds):
         store = _core.SeriesStore()
         t = time.perf_counter()
-        assert store.ingest_otlp_metrics(payloads[0], gzip=True)[:2] == (POINTS_PER_REQUEST, 0)
+        first = store.ingest_otlp_metrics(payloads[0], gzip=True)
+        assert (first.accepted, first.rejected) == (POINTS_PER_REQUEST, 0)
         best_first = min(best_first, time.perf_counter() - t)
         series = len(store)
         t = time.perf_counter()
         for body in payloads[1:]:
-            assert store.ingest_otlp_metrics(body, gzip=True)[:2] == (POINTS_PER_REQUEST, 0)
+            report = store.ingest_otlp_metrics(body, gzip=True)
+            assert (report.accepted, report.rejected) == (POINTS_PER_REQUEST, 0)
         best_steady = min(best_steady, time.perf_counter() - t)
-        assert store.stats()["series_rejected"] == 0
+        assert store.stats().series_rejected == 0
     return best_steady, best_first, series
 
 

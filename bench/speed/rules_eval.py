@@ -100,10 +100,10 @@ def bench_rules() -> dict[str, Any]:
     sug = json.dumps(SUGGESTION)
     small, large = 1, 256
     rs_small, rs_large = _core.RuleSet(rule_specs(small), "bench"), _core.RuleSet(rule_specs(large), "bench")
-    outcomes = json.loads(rs_large.evaluate(store, sug, NOW_MS))
-    assert all(o["matched"] and o.get("when") is not None and not o.get("error") for o in outcomes), outcomes[
-        0
-    ]
+    outcomes = rs_large.evaluate(store, sug, NOW_MS)
+    assert all(o.matched and o.when is not None and not o.error for o in outcomes), outcomes[0]
+    signal, baseline = outcomes[0].signal, outcomes[0].baseline
+    assert signal is not None and baseline is not None
     t_small = best_per_call(lambda: rs_small.evaluate(store, sug, NOW_MS), 2000)
     t_large = best_per_call(lambda: rs_large.evaluate(store, sug, NOW_MS), 20)
     per_rule = (t_large - t_small) / (large - small)
@@ -117,11 +117,11 @@ def bench_rules() -> dict[str, Any]:
     when_progs = [env.program(env.compile(w)) for w in WHENS]
     activation = {
         "suggestion": celpy.json_to_cel(SUGGESTION),
-        "signal": celpy.json_to_cel(outcomes[0]["signal"]),
-        "baseline": celpy.json_to_cel(outcomes[0]["baseline"]),
+        "signal": celpy.json_to_cel(dict(signal.to_dict())),
+        "baseline": celpy.json_to_cel(dict(baseline.to_dict())),
     }
     for i, p in enumerate(when_progs):  # same answers as Rust
-        assert bool(p.evaluate(activation)) == outcomes[i]["when"], WHENS[i]
+        assert bool(p.evaluate(activation)) == outcomes[i].when, WHENS[i]
     t_match = best_per_call(lambda: match_prog.evaluate(activation), 300)
     t_when = best_per_call(lambda: [p.evaluate(activation) for p in when_progs], 100) / len(when_progs)
     py_rule_ns = (t_match + t_when) * 1e9

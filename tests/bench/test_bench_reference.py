@@ -4,7 +4,6 @@ same payloads, it must end with the same series holding the same samples and ban
 from __future__ import annotations
 
 import gzip
-import json
 import math
 from typing import Any
 
@@ -32,8 +31,8 @@ def compare(rust: Any, ref: PyStore, info: bool = True) -> int:
     """Asserts both stores hold the same series, counters and ring samples (and, with ``info``,
     baseline counters: gaps, resets, first and last time, the last band's model); returns the
     number of samples compared that had a band."""
-    assert ref.stats_dict() == rust.stats()
-    rows = json.loads(rust.series_json(limit=10**9))
+    assert ref.stats_dict() == rust.stats().to_dict()
+    rows = [r.to_dict() for r in rust.series(limit=10**9)]
     rust_keys = {(r["metric"], r["statistic"], tuple(sorted(r["attributes"].items()))): r for r in rows}
     mine = ref.series()
     assert len(rows) == len(rust_keys), "series the JSON summary cannot tell apart"
@@ -47,7 +46,7 @@ def compare(rust: Any, ref: PyStore, info: bool = True) -> int:
         assert (row["out_of_order"], row["duplicates"]) == (series.out_of_order, series.duplicates), key
         if info:
             b = series.baseline
-            assert json.loads(rust.baseline_info(key[0], key[1], dict(key[2]))) | {"artifact": None} == {
+            assert rust.baseline_info(key[0], key[1], dict(key[2])).to_dict() | {"artifact": None} == {
                 "samples": b.samples,
                 "first_ts_ms": b.first_ts,
                 "last_ts_ms": b.last_ts,
@@ -83,7 +82,8 @@ def test_benchmark_workload_matches_the_rust_path(cumulative: bool) -> None:
     payloads = build_payloads(34, cumulative=cumulative)
     rust, ref = _core.SeriesStore(), PyStore()
     for body in payloads:
-        accepted, rejected, _ = rust.ingest_otlp_metrics(body, gzip=True)
+        report = rust.ingest_otlp_metrics(body, gzip=True)
+        accepted, rejected = report.accepted, report.rejected
         assert ref.ingest(body) == (accepted, rejected) == (POINTS_PER_REQUEST, 0)
     assert compare(rust, ref, info=False) > 16_000 * 3
     # The last roll-up bucket is still open (ingest never flushes): flushed, it matches too.
@@ -244,9 +244,10 @@ def test_every_metric_kind_and_rejection_matches_the_rust_path() -> None:
     order.append(_edge_request(49, T0_NS + 49 * MINUTE_NS + 48 * HOUR_NS))
     rust, ref = _core.SeriesStore(), PyStore()
     for body in order:
-        accepted, rejected, _ = rust.ingest_otlp_metrics(body, gzip=True)
+        report = rust.ingest_otlp_metrics(body, gzip=True)
+        accepted, rejected = report.accepted, report.rejected
         assert ref.ingest(body) == (accepted, rejected)
-    stats = rust.stats()
+    stats = rust.stats().to_dict()
     assert stats["duplicates"] > 0 and stats["out_of_order"] > 0 and stats["late_events"] > 0
     assert compare(rust, ref) > 100
     assert rust.flush_events(I64_MAX) == ref.flush_events(I64_MAX) > 0
@@ -277,7 +278,8 @@ def test_seasonal_and_weekly_bands_match_the_rust_path() -> None:
                 level += 500.0
             p.as_double = level
         body = gzip.compress(req.SerializeToString())
-        accepted, rejected, _ = rust.ingest_otlp_metrics(body, gzip=True)
+        report = rust.ingest_otlp_metrics(body, gzip=True)
+        accepted, rejected = report.accepted, report.rejected
         assert ref.ingest(body) == (accepted, rejected)
     models = {x.model for s in ref.all_series for x in s.ring}
     assert {"streaming.hour_of_day", "streaming.hour_of_week", "streaming.median_mad"} <= models
@@ -305,7 +307,8 @@ def test_roll_up_bounds_merge_matches(bad: list[float]) -> None:
             p.bucket_counts.extend([1, 2, 3, 4])
             p.count = 10
         body = gzip.compress(req.SerializeToString())
-        accepted, rejected, _ = rust.ingest_otlp_metrics(body, gzip=True)
+        report = rust.ingest_otlp_metrics(body, gzip=True)
+        accepted, rejected = report.accepted, report.rejected
         assert ref.ingest(body) == (accepted, rejected)
     rust.flush_events(I64_MAX)
     ref.flush_events(I64_MAX)
@@ -320,10 +323,11 @@ def test_series_cap_and_short_ring_match_the_rust_path(max_series: int) -> None:
     rust, ref = _core.SeriesStore(**kwargs), PyStore(**kwargs)
     for r in range(48):
         body = _edge_request(r, T0_NS + r * MINUTE_NS)
-        accepted, rejected, _ = rust.ingest_otlp_metrics(body, gzip=True)
+        report = rust.ingest_otlp_metrics(body, gzip=True)
+        accepted, rejected = report.accepted, report.rejected
         assert ref.ingest(body) == (accepted, rejected)
-    assert rust.stats()["series_rejected"] > 0
-    assert (rust.stats()["refused_events"] > 0) == (max_series == 2)
+    assert rust.stats().series_rejected > 0
+    assert (rust.stats().refused_events > 0) == (max_series == 2)
     compare(rust, ref)
     rust.flush_events(I64_MAX)
     ref.flush_events(I64_MAX)

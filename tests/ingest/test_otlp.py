@@ -55,7 +55,7 @@ def _verdict_ids(runtime: Runtime) -> set[str]:
 
 
 def _series(runtime: Runtime, metric: str) -> list[dict[str, object]]:
-    return [s for s in json.loads(runtime.store.series_json(metric, 1000))]
+    return [dict(s.to_dict()) for s in runtime.store.series(metric, 1000)]
 
 
 # --- the SDK exporters, both transports, all three signals -------------------------------
@@ -253,7 +253,8 @@ def test_hex_ids_are_read_as_hex(tmp_path: Path) -> None:
             ]
         }
     ).encode()
-    assert store.ingest_otlp_traces(body, json=True) == (1, 0, "")
+    report = store.ingest_otlp_traces(body, json=True)
+    assert (report.accepted, report.rejected, report.message) == (1, 0, "")
     # A base64-looking id of the wrong length is an error, not silently wrong bytes.
     with pytest.raises(_core.DecodeError):
         store.ingest_otlp_traces(body.replace(b"EEE19B7EC3C1B174", b"7uGbfsPBsXQ="), json=True)

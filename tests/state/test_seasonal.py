@@ -79,14 +79,13 @@ def test_only_touched_series_are_fitted_and_the_band_is_used(decider: Decider) -
     v0 = decider.decide(_suggestion("web", last, "s0"))
     assert v0.evidence.baseline_model is not None and v0.evidence.baseline_model.startswith("streaming.")
     assert fitter.step() == 1
-    info = json.loads(store2.baseline_info("load", "value", {"service.name": "web"}) or "{}")
-    assert info["artifact"]["model"] == "statsmodels.stl"
-    assert info["artifact"]["backtest_mae"] <= info["artifact"]["streaming_mae"]
-    assert store2.baseline_info("load", "value", {"service.name": "quiet"}) is not None
-    assert (
-        json.loads(store2.baseline_info("load", "value", {"service.name": "quiet"}) or "{}")["artifact"]
-        is None
-    )
+    info = store2.baseline_info("load", "value", {"service.name": "web"})
+    assert info is not None and info.artifact is not None
+    assert info.artifact.model == "statsmodels.stl"
+    assert info.artifact.backtest_mae <= info.artifact.streaming_mae
+    quiet = store2.baseline_info("load", "value", {"service.name": "quiet"})
+    assert quiet is not None
+    assert quiet.artifact is None
     # New points inside the artifact's horizon are judged against it.
     last2 = _feed(store2, "web", 12, start_index=5 * 288)
     v1 = decider.decide(_suggestion("web", last2, "s1"))
@@ -218,10 +217,10 @@ def test_a_coarsely_sampled_series_is_fitted_on_a_grid_of_its_own_spacing(
     (history,) = fitter.histories.values()
     assert history.step_ms == bucket_min * 60_000
     assert history.last_error is None, history.last_error
-    artifact = json.loads(store.baseline_info("load", "value", {"service.name": "coarse"}) or "{}")[
-        "artifact"
-    ]
-    assert artifact["model"] == "statsmodels.stl" and artifact["step_ms"] == bucket_min * 60_000
+    info = store.baseline_info("load", "value", {"service.name": "coarse"})
+    artifact = info.artifact if info else None
+    assert artifact is not None
+    assert artifact.model == "statsmodels.stl" and artifact.step_ms == bucket_min * 60_000
 
 
 def test_a_series_sampled_more_coarsely_than_six_hours_is_not_fitted(decider: Decider) -> None:
@@ -234,7 +233,5 @@ def test_a_series_sampled_more_coarsely_than_six_hours_is_not_fitted(decider: De
     fitter.step()
     (history,) = fitter.histories.values()
     assert history.last_error == "sampled too coarsely to fit a daily season"
-    assert (
-        json.loads(store.baseline_info("load", "value", {"service.name": "daily"}) or "{}")["artifact"]
-        is None
-    )
+    info = store.baseline_info("load", "value", {"service.name": "daily"})
+    assert info is not None and info.artifact is None

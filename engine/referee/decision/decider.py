@@ -23,7 +23,6 @@ rule's outcome into an effect and combines the effects deterministically:
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -49,17 +48,17 @@ def fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def _effect_of(rule: Rule, outcome: dict[str, Any]) -> Effect | None:
-    if outcome.get("error"):
+def _effect_of(rule: Rule, outcome: _core.RuleOutcome) -> Effect | None:
+    if outcome.error:
         # A rule that could not be evaluated (its `match` or its `when`) may not stay silent.
-        return Effect("inconclusive", f"rule could not be evaluated: {outcome['error']}")
-    if not outcome["matched"]:
+        return Effect("inconclusive", f"rule could not be evaluated: {outcome.error}")
+    if not outcome.matched:
         return None
-    if outcome.get("missing"):
-        if outcome["missing"] == NO_SERIES and (rule.signal or {}).get("optional"):
+    if outcome.missing:
+        if outcome.missing == NO_SERIES and (rule.signal or {}).get("optional"):
             return None  # `signal.optional`: a metric this subject does not have is no evidence either way
-        return Effect("inconclusive", f"evidence missing: {outcome['missing']}")
-    return rule.then if outcome.get("when") else rule.otherwise
+        return Effect("inconclusive", f"evidence missing: {outcome.missing}")
+    return rule.then if outcome.when else rule.otherwise
 
 
 Decision = tuple[Rule, RuleTrace, Effect]
@@ -88,18 +87,18 @@ def applied_exceptions(
     store: _core.SeriesStore,
     suggestion_json: str,
     at_ms: int,
-    outcomes: list[dict[str, Any]],
+    outcomes: list[_core.RuleOutcome],
 ) -> dict[str, str]:
     """Rule id -> the first of its exceptions (in the order written) that holds, for the
     matched rules that have exceptions. Evaluated only when such a rule matched."""
     by_id = rules.by_id
-    wanted = {o["id"] for o in outcomes if o["matched"] and by_id[o["id"]].exceptions}
+    wanted = {o.id for o in outcomes if o.matched and by_id[o.id].exceptions}
     if rules.exceptions is None or not wanted:
         return {}
     applied: dict[str, str] = {}
-    for o in json.loads(rules.exceptions.evaluate(store, suggestion_json, at_ms)):
-        rid, name = o["id"].split("#", 1)
-        if rid in wanted and rid not in applied and o["matched"] and o.get("when") is True:
+    for o in rules.exceptions.evaluate(store, suggestion_json, at_ms):
+        rid, name = o.id.split("#", 1)
+        if rid in wanted and rid not in applied and o.matched and o.when is True:
             applied[rid] = name
     return applied
 
@@ -200,32 +199,32 @@ class Decider:
         self.store.flush_events(at_ms)
         payload = payload or suggestion.model_dump_json(exclude_none=True)
         unmatched, position = self._unmatched_traces(rules)
-        # Only the rules that matched or failed are in `outcomes` (fields without a value are
-        # left out too); every other rule keeps its "did not match" trace.
-        outcomes = json.loads(rules.compiled.evaluate(self.store, payload, at_ms))
+        # Only the rules that matched or failed are in `outcomes` (and not those whose mode is
+        # `off`); every other rule keeps its "did not match" trace.
         by_id = rules.by_id
-        outcomes = [o for o in outcomes if o["id"] in position]  # not the rules whose mode is `off`
+        outcomes = [o for o in rules.compiled.evaluate(self.store, payload, at_ms) if o.id in position]
         applied = applied_exceptions(rules, self.store, payload, at_ms, outcomes)
         traces = list(unmatched)
         effects: list[Decision] = []
         for outcome in outcomes:
-            rule = by_id[outcome["id"]]
+            rule = by_id[outcome.id]
             exception = applied.get(rule.id)
             effect = None if exception else _effect_of(rule, outcome)
             trace = RuleTrace(
                 rule_id=rule.id,
                 mode=rule.mode,  # type: ignore[arg-type]
                 priority=rule.priority,
-                matched=outcome["matched"],
-                when=outcome.get("when"),
+                matched=outcome.matched,
+                when=outcome.when,
                 effect=effect.verdict if effect else None,  # type: ignore[arg-type]
                 reason=effect.reason
                 if effect
                 else (f"exception `{exception}` applies" if exception else None),
-                missing=outcome.get("missing"),
-                error=outcome.get("error"),
-                signal=outcome.get("signal"),
-                baseline=outcome.get("baseline"),
+                missing=outcome.missing,
+                error=outcome.error,
+                # As plain dicts of JSON-native values (the trace is stored and served as JSON).
+                signal=dict(sig.to_dict()) if (sig := outcome.signal) else None,
+                baseline=dict(base.to_dict()) if (base := outcome.baseline) else None,
                 exception=exception,
                 protect=rule.protect or None,
             )

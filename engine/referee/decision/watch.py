@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from referee import _core
 from referee.decision.rulepack import LoadedRules, Rule
@@ -44,18 +44,21 @@ class WatchPass:
     errors: int = 0
 
 
-def _finding(rule: Rule, attrs: dict[str, str], outcome: dict[str, Any], revision: str) -> Finding:
-    sig, base = outcome.get("signal") or {}, outcome.get("baseline") or {}
+def _finding(rule: Rule, attrs: dict[str, str], outcome: _core.RuleOutcome, revision: str) -> Finding:
+    # The evidence as JSON-native values (NaN as None), as a verdict's trace holds it.
+    sig = outcome.signal.to_dict() if outcome.signal else None
+    base = outcome.baseline.to_dict() if outcome.baseline else None
+    declared = rule.signal or {}
     return Finding(
         rule_id=rule.id,
         severity=rule.severity,  # type: ignore[arg-type]
         subject=attrs,
-        metric=sig.get("metric", (rule.signal or {}).get("metric", "")),
-        statistic=sig.get("statistic", (rule.signal or {}).get("statistic", "value")),
-        observed=sig.get("observed"),
-        expected=base.get("expected"),
-        band=Band(lower=base["lower"], upper=base["upper"]) if base else None,
-        score=base.get("max_raw_score"),  # as a verdict's evidence.score
+        metric=sig["metric"] if sig else declared.get("metric", ""),
+        statistic=sig["statistic"] if sig else declared.get("statistic", "value"),
+        observed=sig["observed"] if sig else None,
+        expected=base["expected"] if base else None,
+        band=Band(lower=base["lower"], upper=base["upper"]) if base else None,  # type: ignore[arg-type]
+        score=base["max_raw_score"] if base else None,  # as a verdict's evidence.score
         window_start=datetime.fromtimestamp(sig["start_ms"] / 1000, tz=UTC) if sig else None,
         window_end=datetime.fromtimestamp(sig["end_ms"] / 1000, tz=UTC) if sig else None,
         found_at=datetime.now(UTC),
@@ -73,28 +76,24 @@ def run_watch_rules(
         active = [r for r in group.rules if r.mode == "enforce"]
         if not active:
             continue  # `shadow` and `off` watch rules record nothing
-        series = [
-            s
-            for s in json.loads(store.series_json(group.metric, max_series))
-            if s["statistic"] == group.statistic
-        ]
+        series = [s for s in store.series(group.metric, max_series) if s.statistic == group.statistic]
         if not series:
             continue
-        at_ms = max(int(s["last_ts_ms"]) for s in series)
+        at_ms = max(s.last_ts_ms or 0 for s in series)
         by_id = {r.id: r for r in active}
         for s in series:
-            attrs: dict[str, str] = s["attributes"]
+            attrs = s.attributes
             done.series += 1
             synthetic = {"id": "watch", "source": "watch", "subject": attrs, "claim": {"kind": "anomaly"}}
-            for outcome in json.loads(group.compiled.evaluate(store, json.dumps(synthetic), at_ms)):
-                rule = by_id.get(outcome["id"])
+            for outcome in group.compiled.evaluate(store, json.dumps(synthetic), at_ms):
+                rule = by_id.get(outcome.id)
                 if rule is None:
                     continue
                 key = series_key(group.metric, group.statistic, attrs)
-                if outcome.get("error"):
+                if outcome.error:
                     done.errors += 1
-                    log.debug("watch rule %s on %s: %s", rule.id, attrs, outcome["error"])
-                if outcome["matched"] and outcome.get("when") is True and not outcome.get("error"):
+                    log.debug("watch rule %s on %s: %s", rule.id, attrs, outcome.error)
+                if outcome.matched and outcome.when is True and not outcome.error:
                     if (rule.id, key) not in open_now:
                         stored = verdicts.add_finding(_finding(rule, attrs, outcome, rules.revision))
                         open_now[(rule.id, key)] = stored.finding_id

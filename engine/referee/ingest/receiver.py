@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
 
 from google.protobuf.message import Message
 from google.rpc import status_pb2
@@ -122,31 +121,23 @@ class ExportResult:
     suggestions: list[Suggestion] = field(default_factory=list)
 
 
-def _attr_text(attrs: dict[str, Any], key: str) -> str | None:
-    v = attrs.get(key)
-    return v if isinstance(v, str) and v else None
-
-
-def suggestion_from_event(event: dict[str, Any]) -> Suggestion:
+def suggestion_from_event(event: _core.SuggestionEvent) -> Suggestion:
     """A ``copilot.suggestion`` log event as Suggestion v1.
 
-    The body is the suggestion: a key-value map, or a string holding JSON. Missing fields are
-    taken from the record: ``created_at`` from its time, ``source`` from the emitting
-    resource's ``service.name`` (the copilot). Raises ``ValueError`` with the reason."""
-    body = event.get("body")
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"body is neither a map nor JSON: {e.msg}") from None
-    if not isinstance(body, dict):
+    The body is the suggestion: a key-value map, or a string holding JSON (Rust hands either
+    over as JSON text). Missing fields are taken from the record: ``created_at`` from its time,
+    ``source`` from the emitting resource's ``service.name`` (the copilot). Raises
+    ``ValueError`` with the reason."""
+    try:
+        doc = json.loads(event.body)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"body is neither a map nor JSON: {e.msg}") from None
+    if not isinstance(doc, dict):
         raise ValueError("body must be a key-value map or a JSON object")
-    doc = dict(body)
-    resource = event.get("resource") or {}
-    if "source" not in doc and (src := _attr_text(resource, "service.name")):
+    if "source" not in doc and (src := event.resource.get("service.name")):
         doc["source"] = src
-    if "created_at" not in doc and event.get("time_unix_nano"):
-        doc["created_at"] = datetime.fromtimestamp(int(event["time_unix_nano"]) / 1e9, tz=UTC).isoformat()
+    if "created_at" not in doc and event.time_unix_nano:
+        doc["created_at"] = datetime.fromtimestamp(event.time_unix_nano / 1e9, tz=UTC).isoformat()
     try:
         return Suggestion.model_validate(doc)
     except ValidationError as e:
@@ -162,18 +153,17 @@ def export(
     js, gz, limit = neg.json, neg.gzip, max_body_bytes
     try:
         if signal is Signal.METRICS:
-            acc, rej, msg = store.ingest_otlp_metrics(body, json=js, gzip=gz, max_body_bytes=limit)
-            return ExportResult(acc, rej, msg)
-        if signal is Signal.TRACES:
-            acc, rej, msg = store.ingest_otlp_traces(body, json=js, gzip=gz, max_body_bytes=limit)
-            return ExportResult(acc, rej, msg)
-        acc, rej, msg, events = store.ingest_otlp_logs(body, json=js, gzip=gz, max_body_bytes=limit)
+            report = store.ingest_otlp_metrics(body, json=js, gzip=gz, max_body_bytes=limit)
+        elif signal is Signal.TRACES:
+            report = store.ingest_otlp_traces(body, json=js, gzip=gz, max_body_bytes=limit)
+        else:
+            report = store.ingest_otlp_logs(body, json=js, gzip=gz, max_body_bytes=limit)
     except _core.BodyTooLargeError as e:
         raise PayloadTooLargeError(str(e)) from None
     except _core.DecodeError as e:
         raise InvalidInputError(str(e)) from None
-    result = ExportResult(acc, rej, msg)
-    for event in json.loads(events):
+    result = ExportResult(report.accepted, report.rejected, report.message)
+    for event in report.suggestions:
         try:
             result.suggestions.append(suggestion_from_event(event))
         except ValueError as e:

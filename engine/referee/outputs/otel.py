@@ -42,6 +42,7 @@ from referee import __version__
 from referee.hookspecs import SinkRetryableError
 
 if TYPE_CHECKING:
+    from referee import _core
     from referee.config import OtelConfig, Settings
     from referee.models import Suggestion, Verdict
 
@@ -252,7 +253,7 @@ class OtelTelemetry(Telemetry):
     def __init__(
         self,
         settings: Settings,
-        stats: Callable[[], Mapping[str, int]],
+        stats: Callable[[], _core.StoreStats],
         outbox_depth: Callable[[], int],
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -291,14 +292,14 @@ class OtelTelemetry(Telemetry):
 
         def points(options: CallbackOptions) -> Iterable[Observation]:
             s = stats()
-            yield Observation(int(s.get("points_accepted", 0)), {"referee.outcome": "accepted"})
-            yield Observation(int(s.get("points_rejected", 0)), {"referee.outcome": "rejected"})
+            yield Observation(s.points_accepted, {"referee.outcome": "accepted"})
+            yield Observation(s.points_rejected, {"referee.outcome": "rejected"})
 
         def series(options: CallbackOptions) -> Iterable[Observation]:
-            yield Observation(int(stats().get("series", 0)))
+            yield Observation(stats().series)
 
         def series_rejected(options: CallbackOptions) -> Iterable[Observation]:
-            yield Observation(int(stats().get("series_rejected", 0)))
+            yield Observation(stats().series_rejected)
 
         def depth(options: CallbackOptions) -> Iterable[Observation]:
             yield Observation(outbox_depth())
@@ -358,7 +359,7 @@ class OtelTelemetry(Telemetry):
 
 def setup(
     settings: Settings,
-    stats: Callable[[], Mapping[str, int]],
+    stats: Callable[[], _core.StoreStats],
     outbox_depth: Callable[[], int],
     env: Mapping[str, str] | None = None,
 ) -> Telemetry:

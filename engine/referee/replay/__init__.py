@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -29,6 +30,9 @@ from referee.errors import InvalidInputError
 from referee.models import Suggestion, Verdict
 from referee.state import open_store
 from referee.state.seasonal import SeasonalFitter, key_of
+
+if TYPE_CHECKING:
+    from referee._core import StoreStatsDict
 
 _NS = uuid.UUID("6f0c8f3e-5b7d-4d35-9f61-0d7f6a0e5e21")
 _TS_RE = re.compile(rb'"timeUnixNano"\s*:\s*"?(\d+)')
@@ -159,7 +163,7 @@ def deterministic(verdict: Verdict, suggestion: Suggestion) -> Verdict:
 class ReplayResult:
     verdicts: list[Verdict]
     series: dict[str, list[tuple[int, float, float, float, float, float]]]
-    stats: dict[str, int]
+    stats: StoreStatsDict
 
 
 class Replayer:
@@ -232,19 +236,18 @@ class Replayer:
         return f.cursor - start
 
     def _collect_otlp(self, f: OtlpFile, otlp_rows: dict[str, CsvSeries]) -> None:
-        for info in json.loads(self.store.series_json(limit=1_000_000)):
-            attrs: dict[str, str] = info["attributes"]
-            key = json.dumps([info["metric"], info["statistic"], attrs], sort_keys=True)
+        for info in self.store.series(limit=1_000_000):
+            metric, statistic, attrs = info.metric, info.statistic, info.attributes
+            key = json.dumps([metric, statistic, attrs], sort_keys=True)
             s = otlp_rows.get(key)
             if s is None:
-                name = _slug(
-                    f"{f.path.stem}.{info['metric']}.{info['statistic']}." + ".".join(attrs.values())
-                )
-                s = otlp_rows[key] = CsvSeries(name=name, metric=info["metric"], attributes=attrs)
+                name = _slug(f"{f.path.stem}.{metric}.{statistic}." + ".".join(attrs.values()))
+                s = otlp_rows[key] = CsvSeries(name=name, metric=metric, attributes=attrs)
                 s.ts_ms = []  # unused for OTLP series
-            if info["last_ts_ms"] is None or info["last_ts_ms"] <= s.last_seen:
+            last_ts_ms = info.last_ts_ms
+            if last_ts_ms is None or last_ts_ms <= s.last_seen:
                 continue
-            for row in self.store.samples(info["metric"], info["statistic"], attrs):
+            for row in self.store.samples(metric, statistic, attrs):
                 if row[0] > s.last_seen:
                     s.rows.append(row)
                     s.last_seen = row[0]
@@ -296,7 +299,7 @@ class Replayer:
         series = {s.name: s.rows for s in csv_series}
         for s in otlp_rows.values():
             series[s.name] = s.rows
-        return ReplayResult(verdicts, series, dict(self.store.stats()))
+        return ReplayResult(verdicts, series, self.store.stats().to_dict())
 
 
 def _fmt(x: float) -> str:

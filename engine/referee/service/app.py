@@ -181,8 +181,8 @@ def build_app(runtime: Runtime) -> Starlette:
         q = request.query_params
         limit = _int_param(request, "limit", 1000, 10_000)
         runtime.flush_buckets()
-        rows = json.loads(runtime.store.series_json(q.get("metric"), limit))
-        return _json({"stats": runtime.store.stats(), "series": rows})
+        rows = [s.to_dict() for s in runtime.store.series(q.get("metric"), limit)]
+        return _json({"stats": runtime.store.stats().to_dict(), "series": rows})
 
     async def list_findings(request: Request) -> Response:
         q = request.query_params

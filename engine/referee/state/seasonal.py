@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -102,6 +102,29 @@ def interpolate(values: np.ndarray) -> np.ndarray:
         return values
     idx = np.arange(len(values))
     return np.interp(idx, idx[ok], values[ok])
+
+
+class BandArtifactSpec(TypedDict):
+    """A band artifact as ``SeriesStore.set_band`` takes it (as JSON; Rust's
+    ``band::ArtifactSpec``, described in docs/baselines.md): ``expected[k]`` and ``sigma[k]``
+    hold for the step starting at ``anchor_ms + k * step_ms``."""
+
+    #: Must be newer than the series' current artifact.
+    version: int
+    #: ``statsmodels.stl``, ``statsmodels.mstl``, ``statsmodels.unobserved_components`` or
+    #: ``statsmodels.sarimax_fourier``.
+    model: str
+    anchor_ms: int
+    step_ms: int
+    expected: list[float]
+    #: Finite and positive, as many as ``expected``.
+    sigma: list[float]
+    valid_until_ms: int
+    fitted_at_ms: int
+    #: Backtest mean absolute errors of the fit and of the streaming band on the same held-out
+    #: points; the artifact is refused when the fit's is the larger.
+    backtest_mae: float
+    streaming_mae: float
 
 
 @dataclass
@@ -315,7 +338,7 @@ class SeasonalFitter:
             h.last_error = "history too short"
             return None
         anchor = (first + len(values)) * step_ms
-        artifact = {
+        artifact: BandArtifactSpec = {
             "version": h.version + 1,
             "model": result.model,
             "anchor_ms": anchor,

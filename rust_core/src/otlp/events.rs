@@ -1,10 +1,11 @@
 //! OTLP logs and traces: what Referee takes from them.
 //!
 //! * **Logs.** A record whose event name is `copilot.suggestion` (the top-level `EventName`,
-//!   or the older `event.name` attribute) is a suggestion: it is handed back to the caller as
-//!   JSON (its body as a JSON value: a key-value map becomes an object, a string stays a
-//!   string for the caller to parse) with its attributes and resource. Every other record is
-//!   counted per service and severity into `log.records` series (`count` and `rate` per minute).
+//!   or the older `event.name` attribute) is a suggestion: it is handed back to the caller as a
+//!   [`SuggestionEvent`] (its body as text: a string as it is, for the caller to parse, any
+//!   other value as JSON, so a key-value map becomes a JSON object) with its attributes and
+//!   resource. Every other record is counted per service and severity into `log.records`
+//!   series (`count` and `rate` per minute).
 //! * **Traces.** Server spans (`SPAN_KIND_SERVER`) become RED series per service, and per
 //!   service and route where `http.route` is set: metric `trace.server.duration` with
 //!   statistics `count`, `rate`, `error_ratio`, `mean`, `p50`, `p90`, `p99` per minute.
@@ -13,7 +14,10 @@
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use std::collections::BTreeMap;
+
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
 use serde_json::{json, Map, Value as Json};
@@ -70,12 +74,58 @@ fn attr_string(kvs: &[KeyValue], key: &str) -> Option<String> {
     attr(kvs, key).map(|v| any_value_string(&Some(v.clone())))
 }
 
+/// A `copilot.suggestion` log record as the caller gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuggestionEvent {
+    /// The record's body as text: a string body as it is (a suggestion as JSON, for the caller
+    /// to parse), any other value as JSON (a key-value map becomes a JSON object).
+    pub body: String,
+    /// The record's attributes and its resource's that have string values (the others are
+    /// left out: the caller reads `service.name`, a string in OpenTelemetry's conventions, and
+    /// a value of another type never named the suggestion's source).
+    pub attributes: BTreeMap<String, String>,
+    pub resource: BTreeMap<String, String>,
+    /// The record's time, else its observed time (0 when it has neither).
+    pub time_unix_nano: u64,
+}
+
+impl SuggestionEvent {
+    fn of(rec: &LogRecord, resource: &[KeyValue]) -> Self {
+        let body = match any_value_json(&rec.body) {
+            Json::String(s) => s,
+            other => other.to_string(),
+        };
+        SuggestionEvent {
+            body,
+            attributes: kv_text(&rec.attributes),
+            resource: kv_text(resource),
+            time_unix_nano: rec.time_unix_nano.max(rec.observed_time_unix_nano),
+        }
+    }
+}
+
+/// The attributes whose values are strings; of a repeated key the last one counts (as it
+/// does in a JSON object).
+fn kv_text(kvs: &[KeyValue]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for kv in kvs {
+        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+            Some(any_value::Value::StringValue(s)) => {
+                out.insert(kv.key.clone(), s.clone());
+            }
+            _ => {
+                out.remove(&kv.key);
+            }
+        }
+    }
+    out
+}
+
 /// What a logs request gave: counts for `partial_success`, and the suggestion events.
 #[derive(Debug, Default)]
 pub struct LogsOutcome {
     pub report: IngestReport,
-    /// One JSON object per suggestion event: `{body, attributes, resource, time_unix_nano}`.
-    pub suggestions: Vec<Json>,
+    pub suggestions: Vec<SuggestionEvent>,
 }
 
 pub fn decode_logs(
@@ -151,12 +201,8 @@ pub fn ingest_logs(
                         }
                         continue;
                     }
-                    out.suggestions.push(json!({
-                        "body": any_value_json(&rec.body),
-                        "attributes": kv_json(&rec.attributes),
-                        "resource": kv_json(resource_attrs),
-                        "time_unix_nano": rec.time_unix_nano.max(rec.observed_time_unix_nano),
-                    }));
+                    out.suggestions
+                        .push(SuggestionEvent::of(rec, resource_attrs));
                     // Accepted here means decoded; the caller may still reject the suggestion.
                     out.report.accepted += 1;
                     continue;
@@ -321,8 +367,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.suggestions.len(), 2);
-        assert_eq!(out.suggestions[0]["body"]["id"], "s1");
-        assert_eq!(out.suggestions[1]["body"], "{\"id\": \"s2\"}");
+        assert_eq!(out.suggestions[0].body, r#"{"id":"s1"}"#);
+        assert_eq!(out.suggestions[1].body, "{\"id\": \"s2\"}");
+        assert_eq!(out.suggestions[0].resource["service.name"], "copilot");
+        assert_eq!(
+            out.suggestions[1].attributes["event.name"],
+            "copilot.suggestion"
+        );
+        assert_eq!(out.suggestions[1].time_unix_nano, 60_000_000_000);
         assert_eq!(out.report.accepted, 5);
         // The first minute's bucket was written when the next minute started.
         let found = store.find(LOG_METRIC, "count", &[("severity".into(), "ERROR".into())]);

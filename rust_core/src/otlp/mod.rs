@@ -28,7 +28,7 @@ pub mod wire;
 pub use aggregator::EventAggregator;
 pub use body::{any_value_string, inflate, request_bytes, Encoding, IngestReport};
 pub use decode::{decode_metrics, view_of};
-pub use events::{ingest_logs, ingest_traces, LogsOutcome};
+pub use events::{ingest_logs, ingest_traces, LogsOutcome, SuggestionEvent};
 pub use histogram::Rollup;
 pub use series::{apply_metrics, apply_view, ingest_metrics, CumulativeStreams};
 pub use view::MetricsView;

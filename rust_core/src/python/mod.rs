@@ -1,5 +1,10 @@
 //! The PyO3 layer: `referee._core`. Thin by design: one call per request or decision, the GIL
-//! released for the work, results as compact tuples or JSON strings.
+//! released for the work, results as typed, frozen objects over the crate's own structs
+//! ([`boundary`]); the only JSON that crosses goes from Python to Rust (rules, a suggestion, a
+//! band artifact).
+
+mod boundary;
+mod functions;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,14 +12,19 @@ use std::sync::Mutex;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyList, PyString, PyTuple};
-use std::sync::Arc;
+use pyo3::types::PyString;
 
 use crate::baseline::BaselineConfig;
 use crate::error::{IngestError, RuleError};
 use crate::otlp::{self, Encoding, EventAggregator};
 use crate::rules::{RuleFunction, RuleSet, RuleSpec};
 use crate::store::{SeriesStore, StoreConfig};
+use crate::summary::{BaselineInfo, SeriesSummary};
+use boundary::{
+    OutcomeBuilder, PyBaselineInfo, PyIngestReport, PyRuleOutcome, PySeriesSummary, PyStoreStats,
+    StoreCounters,
+};
+use functions::python_function;
 
 create_exception!(
     _core,
@@ -136,8 +146,7 @@ impl PySeriesStore {
         })
     }
 
-    /// Decodes an OTLP metrics export request and updates the store.
-    /// Returns (accepted points, rejected points, message).
+    /// Decodes an OTLP metrics export request and updates the store; the report counts points.
     #[pyo3(signature = (body, *, json = false, gzip = false, max_body_bytes = 67_108_864))]
     fn ingest_otlp_metrics(
         &self,
@@ -146,7 +155,7 @@ impl PySeriesStore {
         json: bool,
         gzip: bool,
         max_body_bytes: usize,
-    ) -> PyResult<(u64, u64, String)> {
+    ) -> PyResult<PyIngestReport> {
         let report = self.with_state(py, |state| {
             otlp::ingest_metrics(
                 &mut state.store,
@@ -159,13 +168,12 @@ impl PySeriesStore {
             )
             .map_err(ingest_err)
         })?;
-        Ok((report.accepted, report.rejected, report.message))
+        PyIngestReport::new(py, report, Vec::new())
     }
 
     /// Decodes an OTLP logs export request. Records whose event name is `copilot.suggestion`
-    /// are returned as a JSON array (`[{body, attributes, resource, time_unix_nano}]`); other
-    /// records are counted per service and severity into `log.records` series.
-    /// Returns (accepted records, rejected records, message, suggestions JSON).
+    /// come back in the report's `suggestions`; other records are counted per service and
+    /// severity into `log.records` series. The report counts records.
     #[pyo3(signature = (body, *, json = false, gzip = false, max_body_bytes = 67_108_864))]
     fn ingest_otlp_logs(
         &self,
@@ -174,7 +182,7 @@ impl PySeriesStore {
         json: bool,
         gzip: bool,
         max_body_bytes: usize,
-    ) -> PyResult<(u64, u64, String, String)> {
+    ) -> PyResult<PyIngestReport> {
         let out = self.with_state(py, |state| {
             otlp::ingest_logs(
                 &mut state.store,
@@ -186,17 +194,11 @@ impl PySeriesStore {
             )
             .map_err(ingest_err)
         })?;
-        let suggestions = serde_json::Value::Array(out.suggestions).to_string();
-        Ok((
-            out.report.accepted,
-            out.report.rejected,
-            out.report.message,
-            suggestions,
-        ))
+        PyIngestReport::new(py, out.report, out.suggestions)
     }
 
     /// Decodes an OTLP traces export request; server spans feed `trace.server.duration`
-    /// RED series per service (and route). Returns (accepted spans, rejected spans, message).
+    /// RED series per service (and route). The report counts spans.
     #[pyo3(signature = (body, *, json = false, gzip = false, max_body_bytes = 67_108_864))]
     fn ingest_otlp_traces(
         &self,
@@ -205,7 +207,7 @@ impl PySeriesStore {
         json: bool,
         gzip: bool,
         max_body_bytes: usize,
-    ) -> PyResult<(u64, u64, String)> {
+    ) -> PyResult<PyIngestReport> {
         let report = self.with_state(py, |state| {
             otlp::ingest_traces(
                 &mut state.store,
@@ -217,7 +219,7 @@ impl PySeriesStore {
             )
             .map_err(ingest_err)
         })?;
-        Ok((report.accepted, report.rejected, report.message))
+        PyIngestReport::new(py, report, Vec::new())
     }
 
     /// Writes the one-minute log and span buckets that ended at or before `now_ms`.
@@ -259,52 +261,30 @@ impl PySeriesStore {
         })
     }
 
-    /// Series summaries as JSON: `[{metric, statistic, attributes, points, last_ts_ms, last_value}]`.
+    /// Summaries of the live series (of `metric`, when given), at most `limit`.
     #[pyo3(signature = (metric = None, limit = 1000))]
-    fn series_json(&self, metric: Option<&str>, limit: usize) -> PyResult<String> {
-        let guard = self.state.lock().map_err(poisoned)?;
-        let rows: Vec<serde_json::Value> = guard
-            .store
-            .iter()
-            .filter(|s| metric.is_none_or(|m| s.metric() == m))
-            .take(limit)
-            .map(|s| {
-                let last = s.ring.back();
-                // A sustained deviation, not a blip: the lowest band score (the normal mass
-                // within |z|) of the last three points. Not the stored per-point anomaly score,
-                // which fires once per episode and is 0 while an incident goes on.
-                let band_score = |x: &crate::store::Sample| {
-                    if x.sigma.is_finite() && x.sigma > 0.0 && x.expected.is_finite() {
-                        crate::baseline::erf(
-                            (x.value - x.expected).abs() / x.sigma / std::f64::consts::SQRT_2,
-                        )
-                    } else {
-                        0.0
-                    }
-                };
-                let recent_score = (s.ring.len() >= 3).then(|| {
-                    s.ring
-                        .iter()
-                        .rev()
-                        .take(3)
-                        .map(band_score)
-                        .fold(f64::INFINITY, f64::min)
-                });
-                serde_json::json!({
-                    "metric": s.metric(),
-                    "statistic": s.statistic(),
-                    "attributes": s.attrs().collect::<std::collections::BTreeMap<_, _>>(),
-                    "points": s.baseline.samples,
-                    "last_ts_ms": last.map(|x| x.ts_ms),
-                    "last_value": last.map(|x| x.value),
-                    "last_expected": last.map(|x| x.expected).filter(|x| x.is_finite()),
-                    "recent_score": recent_score,
-                    "out_of_order": s.out_of_order,
-                    "duplicates": s.duplicates,
-                })
-            })
-            .collect();
-        Ok(serde_json::to_string(&rows).unwrap_or_else(|_| "[]".into()))
+    fn series(
+        &self,
+        py: Python<'_>,
+        metric: Option<&str>,
+        limit: usize,
+    ) -> PyResult<Vec<PySeriesSummary>> {
+        let rows: Vec<SeriesSummary> = py.detach(|| {
+            let guard = self.state.lock().map_err(poisoned)?;
+            Ok::<_, PyErr>(
+                guard
+                    .store
+                    .iter()
+                    .filter(|s| metric.is_none_or(|m| s.metric() == m))
+                    .take(limit)
+                    .map(SeriesSummary::of)
+                    .collect(),
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|inner| PySeriesSummary { inner })
+            .collect())
     }
 
     /// The recent samples of one series: `[(ts_ms, value, expected, lower, upper, score)]`.
@@ -346,21 +326,12 @@ impl PySeriesStore {
     }
 
     /// Store-wide counters.
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn stats(&self) -> PyResult<PyStoreStats> {
         let guard = self.state.lock().map_err(poisoned)?;
-        let s = &guard.store.stats;
-        let d = PyDict::new(py);
-        d.set_item("series", s.series)?;
-        d.set_item("max_series", s.max_series)?;
-        d.set_item("points_accepted", s.points_accepted)?;
-        d.set_item("points_rejected", s.points_rejected)?;
-        d.set_item("series_rejected", s.series_rejected)?;
-        d.set_item("out_of_order", s.out_of_order)?;
-        d.set_item("duplicates", s.duplicates)?;
-        d.set_item("open_event_buckets", guard.events.open_buckets())?;
-        d.set_item("late_events", guard.events.late)?;
-        d.set_item("refused_events", guard.events.refused)?;
-        Ok(d)
+        let e = &guard.events;
+        Ok(PyStoreStats {
+            inner: StoreCounters::of(&guard.store.stats, e.open_buckets(), e.late, e.refused),
+        })
     }
 
     /// Hands a fitted band artifact (JSON, see docs/baselines.md) to one series. Raises
@@ -399,45 +370,24 @@ impl PySeriesStore {
             .collect())
     }
 
-    /// One series' baseline as JSON (counters, quantiles, the fitted band), or None.
+    /// One series' baseline (counters, quantiles, the fitted band), or None without that series.
     fn baseline_info(
         &self,
+        py: Python<'_>,
         metric: &str,
         statistic: &str,
         attributes: HashMap<String, String>,
-    ) -> PyResult<Option<String>> {
-        let guard = self.state.lock().map_err(poisoned)?;
-        let attrs = sorted_attributes(attributes);
-        let refs = attr_refs(&attrs);
-        Ok(guard.store.get(metric, statistic, &refs).map(|s| {
-            let b = &s.baseline;
-            let q = |p: f64| b.quantile(p).filter(|x| x.is_finite());
-            serde_json::json!({
-                "samples": b.samples,
-                "first_ts_ms": (b.first_ts != i64::MIN).then_some(b.first_ts),
-                "last_ts_ms": (b.last_ts != i64::MIN).then_some(b.last_ts),
-                "gaps": b.gaps,
-                "resets": b.resets,
-                "duplicates": s.duplicates,
-                "out_of_order": s.out_of_order,
-                "p50": q(0.5),
-                "p90": q(0.9),
-                "p99": q(0.99),
-                "model": s.ring.back().and_then(|x| x.model).map(|m| m.name()),
-                "artifact": s.artifact.as_ref().map(|a| serde_json::json!({
-                    "version": a.version,
-                    "model": a.model.name(),
-                    "anchor_ms": a.anchor_ms,
-                    "end_ms": a.end_ms(),
-                    "step_ms": a.step_ms,
-                    "valid_until_ms": a.valid_until_ms,
-                    "fitted_at_ms": a.fitted_at_ms,
-                    "backtest_mae": a.backtest_mae,
-                    "streaming_mae": a.streaming_mae,
-                })),
-            })
-            .to_string()
-        }))
+    ) -> PyResult<Option<PyBaselineInfo>> {
+        let info = {
+            let guard = self.state.lock().map_err(poisoned)?;
+            let attrs = sorted_attributes(attributes);
+            let refs = attr_refs(&attrs);
+            guard
+                .store
+                .get(metric, statistic, &refs)
+                .map(BaselineInfo::of)
+        };
+        info.map(|i| PyBaselineInfo::new(py, i)).transpose()
     }
 
     fn __len__(&self) -> PyResult<usize> {
@@ -449,6 +399,8 @@ impl PySeriesStore {
 #[pyclass(module = "referee._core", name = "RuleSet", frozen)]
 struct PyRuleSet {
     rules: RuleSet,
+    /// Each rule's id, in rule order, and as a Python string made once (outcomes carry them).
+    ids: Vec<(String, Py<PyString>)>,
 }
 
 #[pymethods]
@@ -465,13 +417,17 @@ impl PyRuleSet {
     ) -> PyResult<Self> {
         let specs: Vec<RuleSpec> = serde_json::from_str(rules_json)
             .map_err(|e| PyValueError::new_err(format!("rules: {e}")))?;
+        let ids = specs
+            .iter()
+            .map(|s| (s.id.clone(), PyString::new(py, &s.id).unbind()))
+            .collect();
         let functions: Vec<(String, RuleFunction)> = functions
             .unwrap_or_default()
             .into_iter()
             .map(|(name, callable)| (name, python_function(callable)))
             .collect();
         match py.detach(|| RuleSet::compile_with(specs, source, functions)) {
-            Ok(rules) => Ok(PyRuleSet { rules }),
+            Ok(rules) => Ok(PyRuleSet { rules, ids }),
             Err(errors) if errors.iter().any(|e| e.field == "function") => {
                 // A plugin's function clashing with a built-in: a configuration error, not a
                 // rule's.
@@ -510,8 +466,8 @@ impl PyRuleSet {
     }
 
     /// Evaluates every rule against a suggestion (JSON) with the data up to `at_ms`;
-    /// returns the outcomes as JSON, in rule order, of the rules that have something to say:
-    /// those that matched and those whose evaluation failed. (Most rules do not match a given
+    /// returns the outcomes, in rule order, of the rules that have something to say: those
+    /// that matched and those whose evaluation failed. (Most rules do not match a given
     /// suggestion; their outcome would only repeat the rule id.)
     fn evaluate(
         &self,
@@ -519,114 +475,25 @@ impl PyRuleSet {
         store: &PySeriesStore,
         suggestion_json: &str,
         at_ms: i64,
-    ) -> PyResult<String> {
-        let suggestion: serde_json::Value = serde_json::from_str(suggestion_json)
-            .map_err(|e| PyValueError::new_err(format!("suggestion: {e}")))?;
-        py.detach(|| {
+    ) -> PyResult<Vec<PyRuleOutcome>> {
+        let said = py.detach(|| {
+            let suggestion: serde_json::Value = serde_json::from_str(suggestion_json)
+                .map_err(|e| PyValueError::new_err(format!("suggestion: {e}")))?;
             let guard = store.state.lock().map_err(poisoned)?;
             let outcomes = self.rules.evaluate(&guard.store, &suggestion, at_ms);
-            let said: Vec<_> = outcomes
-                .iter()
-                .filter(|o| o.matched || o.error.is_some())
-                .collect();
-            serde_json::to_string(&said).map_err(|e| PyRuntimeError::new_err(e.to_string()))
-        })
+            Ok::<_, PyErr>(
+                outcomes
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.matched || o.error.is_some())
+                    .collect::<Vec<_>>(),
+            )
+        })?;
+        let mut build = OutcomeBuilder::new(&self.ids);
+        said.into_iter()
+            .map(|(i, o)| build.build(py, i, o))
+            .collect()
     }
-}
-
-/// Wraps a Python callable as a CEL function: arguments and result cross as plain values.
-fn python_function(callable: Py<PyAny>) -> RuleFunction {
-    Arc::new(move |args: &[cel::Value]| {
-        Python::attach(|py| {
-            let py_args: Vec<Bound<'_, PyAny>> = args
-                .iter()
-                .map(|a| cel_to_py(py, a))
-                .collect::<Result<_, _>>()?;
-            let result = callable
-                .bind(py)
-                .call1(PyTuple::new(py, py_args).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-            py_to_cel(&result)
-        })
-    })
-}
-
-fn cel_to_py<'py>(py: Python<'py>, v: &cel::Value) -> Result<Bound<'py, PyAny>, String> {
-    use cel::Value as V;
-    let obj = match v {
-        V::Null => py.None().into_bound(py),
-        V::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        V::Int(i) => i.into_pyobject(py).map_err(|e| e.to_string())?.into_any(),
-        V::UInt(u) => u.into_pyobject(py).map_err(|e| e.to_string())?.into_any(),
-        V::Float(f) => f.into_pyobject(py).map_err(|e| e.to_string())?.into_any(),
-        V::String(s) => PyString::new(py, s).into_any(),
-        V::List(items) => {
-            let converted: Vec<Bound<'py, PyAny>> = items
-                .iter()
-                .map(|x| cel_to_py(py, x))
-                .collect::<Result<_, _>>()?;
-            PyList::new(py, converted)
-                .map_err(|e| e.to_string())?
-                .into_any()
-        }
-        V::Map(m) => {
-            let d = PyDict::new(py);
-            for (k, val) in m.map.iter() {
-                let key = match k {
-                    cel::objects::Key::String(s) => s.to_string(),
-                    other => format!("{other:?}"),
-                };
-                d.set_item(key, cel_to_py(py, val)?)
-                    .map_err(|e| e.to_string())?;
-            }
-            d.into_any()
-        }
-        other => return Err(format!("cannot pass {other:?} to a Python rule function")),
-    };
-    Ok(obj)
-}
-
-fn py_to_cel(v: &Bound<'_, PyAny>) -> Result<cel::Value, String> {
-    use cel::Value as V;
-    if v.is_none() {
-        return Ok(V::Null);
-    }
-    if let Ok(b) = v.cast::<PyBool>() {
-        return Ok(V::Bool(b.is_true()));
-    }
-    if let Ok(i) = v.extract::<i64>() {
-        return Ok(V::Int(i));
-    }
-    if let Ok(f) = v.extract::<f64>() {
-        return Ok(V::Float(f));
-    }
-    if let Ok(s) = v.extract::<String>() {
-        return Ok(V::String(Arc::new(s)));
-    }
-    if let Ok(list) = v.cast::<PyList>() {
-        let items: Vec<V> = list
-            .iter()
-            .map(|x| py_to_cel(&x))
-            .collect::<Result<_, _>>()?;
-        return Ok(V::List(Arc::new(items)));
-    }
-    if let Ok(d) = v.cast::<PyDict>() {
-        let mut out = HashMap::new();
-        for (k, val) in d.iter() {
-            out.insert(
-                k.extract::<String>().map_err(|e| e.to_string())?,
-                py_to_cel(&val)?,
-            );
-        }
-        return Ok(V::Map(out.into()));
-    }
-    Err(format!(
-        "a rule function returned an unsupported {}",
-        v.get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default()
-    ))
 }
 
 #[pymodule]
@@ -634,6 +501,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PySeriesStore>()?;
     m.add_class::<PyRuleSet>()?;
+    boundary::register(m)?;
     m.add("DecodeError", m.py().get_type::<DecodeError>())?;
     m.add("BodyTooLargeError", m.py().get_type::<BodyTooLargeError>())?;
     m.add("RuleCompileError", m.py().get_type::<RuleCompileError>())?;
