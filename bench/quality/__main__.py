@@ -1,5 +1,6 @@
 """``python -m bench.quality [--data DIR] [--out bench/quality.json]``: the quality benchmarks
-(``bench.quality.benchmark``) and the fit cost (``bench.quality.fitcost``) in one report.
+(NAB: ``bench.quality.benchmark``; multi-metric hosts, ASD: ``bench.quality.asd``) and the fit
+cost (``bench.quality.fitcost``) in one report.
 Without the NAB data (``--data`` or ``$REFEREE_BENCH_DATA``) it says what it needs and exits 2."""
 
 from __future__ import annotations
@@ -8,12 +9,13 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.quality import benchmark, corpus
+from bench.quality import asd, benchmark, corpus
 from referee.config import default_rules_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +30,11 @@ def main() -> None:
     ap.add_argument("--no-fit-cost", action="store_true", help="skip the statsmodels fit-cost measurement")
     args = ap.parse_args()
     nab_dir = corpus.locate_or_exit(args.data)
+    try:
+        asd_dir = corpus.locate_asd(args.data)
+    except corpus.DataMissing as e:
+        print(f"ASD data not found: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     rules = args.rules or [default_rules_dir()]
     report: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -36,12 +43,15 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         report.update(benchmark.run(nab_dir, rules, Path(tmp)))
+    report["multi_metric"] = asd.run(asd_dir, rules)
     if not args.no_fit_cost:
         from bench.quality.fitcost import measure
 
         report["fit_cost"] = measure(nab_dir)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({k: report[k] for k in ("nab", "copilot")}, indent=1)[:4000])
+    mm = report["multi_metric"]
+    print("multi-metric (ASD):", json.dumps({h: mm[h] for h in ("half_a", "half_b")}, indent=1)[:3000])
 
 
 if __name__ == "__main__":

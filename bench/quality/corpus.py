@@ -105,6 +105,35 @@ def locate_or_exit(arg: str | Path | None) -> Path:
         raise SystemExit(2) from None
 
 
+ASD_URL = "https://github.com/zhhlee/InterFusion"
+
+
+def locate_asd(arg: str | Path | None, env: Mapping[str, str] = os.environ) -> Path:
+    """The ASD directory (``<data>/asd``) of the multi-metric benchmark, checked; raises
+    ``DataMissing`` with what is needed."""
+    data = data_dir(arg, env)
+    asd = (data or Path("DIR")) / "asd"
+    series = sorted(asd.glob("series/omi-*.csv.gz")) if data else []
+    missing = [
+        p.name for p in series if not (asd / "interpretation" / p.name.replace(".csv.gz", ".txt")).is_file()
+    ]
+    if not series or missing:
+        raise DataMissing(
+            "\n".join(
+                [
+                    f"the multi-metric benchmark reads {asd}/ and found "
+                    + ("no series" if not series else f"no interpretation for {', '.join(missing)}")
+                    + ":",
+                    f"  {asd}/series/omi-N.csv.gz      timestamp,split,label,m01..m19 (5-minute rows)",
+                    f"  {asd}/interpretation/omi-N.txt  one incident segment a line: start-end:metric,...",
+                    f"It is InterFusion's Application Server Dataset ({ASD_URL}, data/processed and",
+                    "data/interpretation_label), written out as above.",
+                ]
+            )
+        )
+    return asd
+
+
 def load_corpus(nab_dir: Path) -> tuple[list[str], dict[str, list[list[str]]], dict[str, list[str]]]:
     """(the files of the corpus, their windows, their labelled points): every file listed in the
     windows that is present under ``data/``, sorted."""
