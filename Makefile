@@ -55,7 +55,7 @@ bench: install ## Run the speed benchmarks; results in bench/results.json
 BENCH_DATA ?= $(or $(REFEREE_BENCH_DATA),../shared/data)
 
 .PHONY: bench-quality
-bench-quality: install ## NAB score, copilot verdicts, fit cost; bench/quality.json. Data: BENCH_DATA=DIR (holds nab/; default $REFEREE_BENCH_DATA, else ../shared/data)
+bench-quality: install ## NAB score, copilot verdicts (NAB and multi-metric ASD hosts), fit cost; bench/quality.json. Data: BENCH_DATA=DIR (holds nab/ and asd/; default $REFEREE_BENCH_DATA, else ../shared/data)
 	$(BIN)/python -m bench.quality --data "$(BENCH_DATA)" --out bench/quality.json
 
 .PHONY: lint

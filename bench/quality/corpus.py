@@ -39,7 +39,7 @@ def add_data_argument(ap: argparse.ArgumentParser) -> None:
     ap.add_argument(
         "--data",
         default=None,
-        help=f"directory holding nab/ (default: ${ENV}; make bench-quality passes BENCH_DATA)",
+        help=f"directory holding nab/ and asd/ (default: ${ENV}; make bench-quality passes BENCH_DATA)",
     )
 
 
