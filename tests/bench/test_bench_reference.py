@@ -118,7 +118,7 @@ def _edge_request(r: int, t: int) -> bytes:
         ("host.name", "h1"),
         ("deployment.environment", "prod"),
         ("zone", 3),
-        ("shared", "from-resource"),
+        ("both.levels", "from-resource"),
     ):
         _kv(rm.resource.attributes, k, v)
     sm = rm.scope_metrics.add()
@@ -132,7 +132,7 @@ def _edge_request(r: int, t: int) -> bytes:
         _kv(p.attributes, "i", str(i))
         _kv(p.attributes, "extra", extra)
         if i == 0:
-            _kv(p.attributes, "shared", "from-point")
+            _kv(p.attributes, "both.levels", "from-point")
         if i == 1:
             p.as_int = 1000 + r
         elif i == 2 and r == 35:
