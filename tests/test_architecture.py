@@ -6,9 +6,11 @@ contract in ``pyproject.toml``, checked by ``make lint``; here: what a contract 
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import grimp
 import pytest
@@ -19,46 +21,25 @@ MAX_PYTHON_LINES = 400
 MAX_RUST_LINES = 800
 
 
+def _load_checker() -> ModuleType:
+    """The Rust module-cycle checker, whose cycle finder works on any graph of sortable names."""
+    path = REPO / "rust_core" / "tools" / "check_module_cycles.py"
+    spec = importlib.util.spec_from_file_location("check_module_cycles", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+CHECKER = _load_checker()
+
+
 def _cycles(graph: grimp.ImportGraph) -> list[list[str]]:
-    """Strongly connected components with more than one module (Tarjan, iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-    for root in sorted(graph.modules):
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph.find_modules_directly_imported_by(root))))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, children = work[-1]
-            child = next(children, None)
-            if child is not None:
-                if child not in index:
-                    index[child] = low[child] = len(index)
-                    stack.append(child)
-                    on_stack.add(child)
-                    work.append((child, iter(sorted(graph.find_modules_directly_imported_by(child)))))
-                elif child in on_stack:
-                    low[node] = min(low[node], index[child])
-                continue
-            work.pop()
-            if work:
-                low[work[-1][0]] = min(low[work[-1][0]], low[node])
-            if low[node] == index[node]:
-                component = []
-                while True:
-                    m = stack.pop()
-                    on_stack.discard(m)
-                    component.append(m)
-                    if m == node:
-                        break
-                if len(component) > 1:
-                    found.append(sorted(component))
-    return found
+    """The modules of each strongly connected component of more than one module."""
+    nodes = set(graph.modules)
+    edges = {m: set(graph.find_modules_directly_imported_by(m)) for m in nodes}
+    return [members for _, members in CHECKER.find_cycles(nodes, edges)]
 
 
 @pytest.mark.parametrize("package", ["referee", "bench"])
