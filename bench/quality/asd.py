@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from referee.config import Settings
 from referee.models import Claim, Suggestion
@@ -84,7 +84,7 @@ def naive_fires(col: list[float], i: int) -> bool:
     return abs(col[i] - sum(prev) / 12) > 3 * statistics.pstdev(prev)
 
 
-def direction(col: list[float], i: int) -> str:
+def direction(col: list[float], i: int) -> Literal["up", "down"]:
     prev = col[max(0, i - HOUR_ROWS) : i] or [col[i]]
     return "up" if col[i] >= sum(prev) / len(prev) else "down"
 
