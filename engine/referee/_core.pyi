@@ -14,6 +14,7 @@ __all__ = [
     "BandInfo",
     "BaselineEvidence",
     "BaselineInfo",
+    "HostEvidence",
     "BodyTooLargeError",
     "DecodeError",
     "IngestReport",
@@ -323,6 +324,12 @@ class BaselineEvidenceDict(TypedDict):
     prior_abs_z_p90: float | None
     prior_abs_z_p99: float | None
     prior_abs_z_p995: float | None
+    prior_windows: int
+    p_up: float | None
+    p_down: float | None
+    p_value: float | None
+    level_p_up: float | None
+    level_p_down: float | None
     ratio: float | None
     p50: float | None
     p90: float | None
@@ -380,6 +387,24 @@ class BaselineEvidence:
     @property
     def prior_abs_z_p995(self) -> float: ...
     @property
+    def prior_windows(self) -> int:
+        """Earlier windows in the ring the p-values rank the window against."""
+    @property
+    def p_up(self) -> float:
+        """Conformal p-value of the window's highest z against the series' earlier windows."""
+    @property
+    def p_down(self) -> float:
+        """Conformal p-value of the window's lowest z against the series' earlier windows."""
+    @property
+    def p_value(self) -> float:
+        """Two-sided: ``min(1, 2 * min(p_up, p_down))``."""
+    @property
+    def level_p_up(self) -> float:
+        """Share of the ring's earlier values at least as high as the window's highest."""
+    @property
+    def level_p_down(self) -> float:
+        """Share of the ring's earlier values at least as low as the window's lowest."""
+    @property
     def ratio(self) -> float: ...
     @property
     def p50(self) -> float: ...
@@ -411,6 +436,51 @@ class RuleOutcome:
     def signal(self) -> SignalEvidence | None: ...
     @property
     def baseline(self) -> BaselineEvidence | None: ...
+    @property
+    def host(self) -> HostEvidence | None:
+        """The claimed metric among its subject's metrics, when the rule's ``when`` reads ``host``."""
+
+@type_check_only
+class HostEvidenceDict(TypedDict):
+    metrics: int
+    anomalous: int
+    alpha: float | None
+    rank: int
+    p: float | None
+    q: float | None
+    min_q: float | None
+    anomalous_metrics: list[str]
+
+@final
+class HostEvidence:
+    """The claimed metric among its subject's metrics (``host`` in CEL; docs/rules.md)."""
+
+    @property
+    def metrics(self) -> int:
+        """The subject's metrics whose evidence could be read over the window."""
+    @property
+    def anomalous(self) -> int:
+        """How many of them have a Benjamini-Hochberg q-value at most ``alpha``."""
+    @property
+    def alpha(self) -> float:
+        """The false-discovery rate ``anomalous`` counts at (0.05)."""
+    @property
+    def rank(self) -> int:
+        """The claimed metric's rank by p-value (1 = most anomalous; 0 when unread)."""
+    @property
+    def p(self) -> float:
+        """The claimed metric's two-sided p-value (``baseline.p_value``)."""
+    @property
+    def q(self) -> float:
+        """The claimed metric's Benjamini-Hochberg q-value among the subject's metrics."""
+    @property
+    def min_q(self) -> float:
+        """The smallest q-value among the subject's metrics."""
+    @property
+    def anomalous_metrics(self) -> list[str]:
+        """The anomalous metrics, most anomalous first (at most 10)."""
+    def to_dict(self) -> HostEvidenceDict:
+        """The fields in the order above (a verdict trace's ``host``)."""
 
 class DecodeError(ValueError):
     """An OTLP body that cannot be decoded (HTTP 400)."""

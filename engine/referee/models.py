@@ -99,6 +99,24 @@ class Band(BaseModel):
     upper: float
 
 
+class HostContext(BaseModel):
+    """How the claimed metric stands among its subject's metrics at the decision time
+    (``host`` in CEL; docs/baselines.md, "Host context")."""
+
+    #: The subject's metrics whose evidence could be read over the window.
+    metrics: int
+    #: How many of them are anomalous now (Benjamini-Hochberg q-value at most ``alpha``).
+    anomalous: int
+    alpha: float
+    #: The claimed metric's rank by p-value (1 = the most anomalous; 0 when unread).
+    rank: int
+    #: The claimed metric's two-sided p-value and its q-value among the subject's metrics.
+    p: float | None = None
+    q: float | None = None
+    #: The anomalous metrics, most anomalous first (at most 10): where a likely cause is.
+    anomalous_metrics: list[str] = []
+
+
 class Evidence(BaseModel):
     """The numbers that decided a verdict (from the deciding rule's signal and baseline)."""
 
@@ -117,6 +135,11 @@ class Evidence(BaseModel):
     baseline_history: int | None = None
     baseline_freshness_s: float | None = None
     claimed: float | None = None
+    #: Conformal p-value of the window against the series' own earlier windows, in the claimed
+    #: direction (two-sided when the claim has none): small means rare for this series.
+    p_value: float | None = None
+    #: The claimed metric among its subject's, when the deciding rule read it.
+    host: HostContext | None = None
 
 
 class RuleTrace(BaseModel):
@@ -137,6 +160,8 @@ class RuleTrace(BaseModel):
     error: str | None = None
     signal: dict[str, Any] | None = None
     baseline: dict[str, Any] | None = None
+    #: The claimed metric among its subject's (``host``), when the rule's ``when`` read it.
+    host: dict[str, Any] | None = None
     #: The exception that applied (the rule then has no effect).
     exception: str | None = None
     #: True for a protective rule (its confirm or inconclusive cannot be overridden by a suppression).

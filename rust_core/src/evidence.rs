@@ -175,6 +175,24 @@ pub struct BaselineView {
     pub prior_abs_z_p90: f64,
     pub prior_abs_z_p99: f64,
     pub prior_abs_z_p995: f64,
+    /// Calibrated evidence (`docs/baselines.md`, "Calibrated evidence"): conformal p-values of
+    /// the window against the series' own earlier windows in the ring. The window's score is
+    /// its highest per-point z (`p_up`) or its lowest (`p_down`, negated); each earlier run of
+    /// as many judged points gives one score the same way, and the p-value is the share of
+    /// them at least as extreme (ties count half, plus one for the window itself). Small
+    /// means rare *for this series*: the same threshold holds on a smooth series, a quantised
+    /// counter or a min-max scaled one. NaN when there is no earlier window.
+    pub prior_windows: u64,
+    pub p_up: f64,
+    pub p_down: f64,
+    /// Two-sided: `min(1, 2 * min(p_up, p_down))`.
+    pub p_value: f64,
+    /// The same for the level itself: the share of the ring's earlier values at least as high
+    /// as the window's highest (`level_p_up`), or as low as its lowest (`level_p_down`). A
+    /// jump to a level the series often sits at has a large level p-value, however far the
+    /// band was from it.
+    pub level_p_up: f64,
+    pub level_p_down: f64,
     /// observed / expected (0 when expected is 0).
     pub ratio: f64,
     /// Quantiles of every value the series' baseline has learned (DDSketch, 1% relative
@@ -234,12 +252,7 @@ pub fn read_where(
     at_ms: i64,
     accept: &dyn Fn(&Series) -> bool,
 ) -> Result<(SignalView, BaselineView), Missing> {
-    let found = store.find(&spec.metric, &spec.statistic, subject);
-    let series = found
-        .into_iter()
-        .find(|s| accept(s))
-        .ok_or(Missing::NoSeries)?;
-    store.touch(series);
+    let series = resolve(store, spec, subject, accept)?;
     window(
         series,
         spec,
@@ -248,7 +261,23 @@ pub fn read_where(
     )
 }
 
-fn window(
+/// The series `spec` reads for `subject` (the first `accept` keeps), marked as read.
+pub fn resolve<'s>(
+    store: &'s SeriesStore,
+    spec: &SignalSpec,
+    subject: &[(String, String)],
+    accept: &dyn Fn(&Series) -> bool,
+) -> Result<&'s Series, Missing> {
+    let found = store.find(&spec.metric, &spec.statistic, subject);
+    let series = found
+        .into_iter()
+        .find(|s| accept(s))
+        .ok_or(Missing::NoSeries)?;
+    store.touch(series);
+    Ok(series)
+}
+
+pub(crate) fn window(
     series: &Series,
     spec: &SignalSpec,
     at_ms: i64,
@@ -341,17 +370,19 @@ fn window(
         .iter()
         .map(|s| (s.value - s.expected) / s.sigma)
         .collect();
-    // |z| of the ring's points before the window, each against its own band, sorted.
+    // The ring's points before the window: their z, each against its own band (in time
+    // order), and their values.
     let first_ts = points.first().map_or(i64::MIN, |s| s.ts_ms);
-    let mut prior: Vec<f64> = series
-        .ring
-        .iter()
-        .take_while(|s| s.ts_ms < first_ts)
+    let before = || series.ring.iter().take_while(|s| s.ts_ms < first_ts);
+    let prior_z: Vec<f64> = before()
         .filter(|s| s.model.is_some())
-        .map(|s| ((s.value - s.expected) / s.sigma).abs())
+        .map(|s| (s.value - s.expected) / s.sigma)
         .filter(|z| z.is_finite())
         .collect();
+    let prior_values: Vec<f64> = before().map(|s| s.value).collect();
+    let mut prior: Vec<f64> = prior_z.iter().map(|z| z.abs()).collect();
     prior.sort_unstable_by(f64::total_cmp);
+    let calibrated = calibrate(&point_z, &prior_z, &points, &prior_values);
     let model = judged
         .last()
         .and_then(|s| s.model)
@@ -399,6 +430,12 @@ fn window(
         prior_abs_z_p90: sorted_quantile(&prior, 0.9),
         prior_abs_z_p99: sorted_quantile(&prior, 0.99),
         prior_abs_z_p995: sorted_quantile(&prior, 0.995),
+        prior_windows: calibrated.windows,
+        p_up: calibrated.p_up,
+        p_down: calibrated.p_down,
+        p_value: two_sided(calibrated.p_up, calibrated.p_down),
+        level_p_up: calibrated.level_p_up,
+        level_p_down: calibrated.level_p_down,
         ratio: if expected != 0.0 {
             observed / expected
         } else {
@@ -410,6 +447,99 @@ fn window(
     };
     Ok((signal, baseline))
 }
+
+/// The conformal p-values of a window (see `BaselineView::p_up`).
+struct Calibrated {
+    windows: u64,
+    p_up: f64,
+    p_down: f64,
+    level_p_up: f64,
+    level_p_down: f64,
+}
+
+fn calibrate(
+    window_z: &[f64],
+    prior_z: &[f64],
+    points: &[&crate::store::Sample],
+    prior_values: &[f64],
+) -> Calibrated {
+    let m = window_z.len();
+    let high = window_z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let low = window_z.iter().copied().fold(f64::INFINITY, f64::min);
+    let (mut up, mut down) = (Rank::default(), Rank::default());
+    if m > 0 && prior_z.len() >= m {
+        for run in prior_z.windows(m) {
+            let (hi, lo) = run.iter().fold((f64::NEG_INFINITY, f64::INFINITY), |(h, l), z| {
+                (h.max(*z), l.min(*z))
+            });
+            up.add_within(hi, high, Z_RESOLUTION);
+            down.add_within(-lo, -low, Z_RESOLUTION);
+        }
+    }
+    let top = points.iter().map(|s| s.value).fold(f64::NEG_INFINITY, f64::max);
+    let bottom = points.iter().map(|s| s.value).fold(f64::INFINITY, f64::min);
+    let (mut level_up, mut level_down) = (Rank::default(), Rank::default());
+    for v in prior_values.iter().filter(|v| v.is_finite()) {
+        level_up.add(*v, top);
+        level_down.add(-v, -bottom);
+    }
+    Calibrated {
+        windows: up.n,
+        p_up: up.p_value(),
+        p_down: down.p_value(),
+        level_p_up: level_up.p_value(),
+        level_p_down: level_down.p_value(),
+    }
+}
+
+/// Scores closer than this are ties. It is the resolution of a z-score: a band estimated from a
+/// few hundred points moves by more than a twentieth of a sigma from one point to the next, so a
+/// window that beats every earlier one by less is not rarer than they are. Without it, a
+/// perfectly periodic series, whose every window repeats the last one, scores p = 1/(n+1)
+/// because the band converges by a hair each cycle.
+const Z_RESOLUTION: f64 = 0.05;
+
+/// Counts how many earlier scores are above and equal to the one being judged: its conformal
+/// p-value with ties split (mid-rank), so that a quantised series with a handful of distinct
+/// values is neither always rare nor never rare.
+#[derive(Default)]
+struct Rank {
+    n: u64,
+    above: u64,
+    ties: u64,
+}
+
+impl Rank {
+    fn add(&mut self, earlier: f64, judged: f64) {
+        self.add_within(earlier, judged, 0.0);
+    }
+
+    /// As `add`, with scores within `tolerance` of the judged one counted as ties.
+    fn add_within(&mut self, earlier: f64, judged: f64, tolerance: f64) {
+        self.n += 1;
+        if (earlier - judged).abs() <= tolerance {
+            self.ties += 1;
+        } else if earlier > judged {
+            self.above += 1;
+        }
+    }
+
+    fn p_value(&self) -> f64 {
+        if self.n == 0 {
+            return f64::NAN;
+        }
+        (self.above as f64 + 0.5 * (self.ties as f64 + 1.0)) / (self.n as f64 + 1.0)
+    }
+}
+
+/// The two-sided p-value of two one-sided ones.
+pub fn two_sided(p_up: f64, p_down: f64) -> f64 {
+    (2.0 * p_up.min(p_down)).min(1.0)
+}
+
+#[cfg(test)]
+#[path = "evidence/calibration_tests.rs"]
+mod calibration_tests;
 
 #[cfg(test)]
 mod tests {

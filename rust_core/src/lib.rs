@@ -21,6 +21,7 @@ pub mod error;
 pub mod evidence;
 pub mod fastpath;
 pub mod functions;
+pub mod host;
 pub mod otlp;
 pub mod quantile;
 pub mod rules;

@@ -580,6 +580,23 @@ impl SeriesStore {
         found
     }
 
+    /// For each metric of `statistic`, the subject's series as `find` would pick it (the one
+    /// with the fewest attributes, then by key), by metric name: every metric the subject has.
+    /// Scans the statistic's series once per metric (no per-subject index yet).
+    pub fn subject_series(&self, statistic: &str, subject: &[(String, String)]) -> Vec<&Series> {
+        let Some(st) = self.names.get(statistic) else {
+            return Vec::new();
+        };
+        let mut out: Vec<&Series> = self
+            .by_signal
+            .iter()
+            .filter(|((_, s), _)| s == st)
+            .filter_map(|((m, s), _)| self.find(m, s, subject).into_iter().next())
+            .collect();
+        out.sort_by(|a, b| a.metric().cmp(b.metric()));
+        out
+    }
+
     /// Records that a rule or suggestion read `series`, so seasonal fits are spent only on
     /// series someone asks about.
     pub fn touch(&self, series: &Series) {

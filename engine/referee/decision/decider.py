@@ -29,7 +29,7 @@ from typing import Any
 
 from referee import _core
 from referee.decision.rulepack import Effect, LoadedRules, Rule
-from referee.models import Band, Evidence, RuleTrace, Suggestion, Verdict
+from referee.models import Band, Evidence, HostContext, RuleTrace, Suggestion, Verdict
 
 _STRENGTH = {"confirm": 2, "inconclusive": 1, "suppress": 0}
 #: What Rust reports when no series matches a rule's signal and the subject (``signal::Missing``).
@@ -128,8 +128,30 @@ def _evidence(trace: RuleTrace, rule: Rule | None, suggestion: Suggestion) -> Ev
             "baseline_model": base["model"],
             "baseline_history": base["history"],
             "baseline_freshness_s": base["freshness_s"],
+            "p_value": {"up": base.get("p_up"), "down": base.get("p_down")}.get(
+                suggestion.claim.direction or "", base.get("p_value")
+            ),
         }
+    if trace.host:
+        fields["host"] = HostContext(**trace.host)
     return Evidence(**fields)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def host_sentence(ev: Evidence) -> str:
+    """Where the claimed metric stands among its subject's, and which metrics are anomalous."""
+    h = ev.host
+    if h is None or h.metrics == 0:
+        return ""
+    rank = f"it ranks {_ordinal(h.rank)} of {h.metrics} metrics" if h.rank else f"of {h.metrics} metrics"
+    if not h.anomalous:
+        return f"; {rank}, none anomalous now"
+    names = ", ".join(h.anomalous_metrics[:5]) + (", …" if h.anomalous > 5 else "")
+    return f"; {rank}, {h.anomalous} anomalous now ({names})"
 
 
 _MODEL_WORDS = {
@@ -155,7 +177,10 @@ def explain(verdict: str, suggestion: Suggestion, ev: Evidence, reason: str | No
     return (
         f"{head}: {who} {what} was {fmt(ev.observed)} over the last {ev.window}{claimed}, "
         f"against {fmt(ev.expected)} expected from {basis} "
-        f"(band {fmt(ev.band.lower)}–{fmt(ev.band.upper)}, score {fmt(ev.score)})"
+        f"(band {fmt(ev.band.lower)}–{fmt(ev.band.upper)}, score {fmt(ev.score)}"
+        + (f", p {fmt(ev.p_value)}" if ev.p_value is not None else "")
+        + ")"
+        + host_sentence(ev)
         + (f"; {reason}." if reason else ".")
     )
 
@@ -225,6 +250,7 @@ class Decider:
                 # As plain dicts of JSON-native values (the trace is stored and served as JSON).
                 signal=dict(sig.to_dict()) if (sig := outcome.signal) else None,
                 baseline=dict(base.to_dict()) if (base := outcome.baseline) else None,
+                host=dict(host.to_dict()) if (host := outcome.host) else None,
                 exception=exception,
                 protect=rule.protect or None,
             )

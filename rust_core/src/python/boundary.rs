@@ -12,6 +12,7 @@ use pyo3::types::{PyDict, PyString};
 use pyo3::IntoPyObjectExt;
 
 use crate::evidence::{BaselineView, SignalView};
+use crate::host::HostView;
 use crate::otlp::{IngestReport, SuggestionEvent};
 use crate::rules::RuleOutcome;
 use crate::store::StoreStats;
@@ -31,7 +32,7 @@ macro_rules! json_native_as_is {
         }
     )*};
 }
-json_native_as_is!(bool, u32, u64, i64, usize, String, BTreeMap<String, String>);
+json_native_as_is!(bool, u32, u64, i64, usize, String, BTreeMap<String, String>, Vec<String>);
 
 impl JsonNative for &'static str {
     fn put<'py>(&self, d: &Bound<'py, PyDict>, key: &Bound<'py, PyString>) -> PyResult<()> {
@@ -302,7 +303,19 @@ wrapper_class! {
         lower: f64, upper: f64, z: f64, score: f64, raw_score: f64, max_point_score: f64,
         max_raw_score: f64, max_z: f64, min_z: f64, mean_abs_z: f64, mean_z: f64, median_z: f64,
         prior_points: u64, prior_abs_z_p50: f64, prior_abs_z_p90: f64, prior_abs_z_p99: f64,
-        prior_abs_z_p995: f64, ratio: f64, p50: f64, p90: f64, p99: f64,
+        prior_abs_z_p995: f64, prior_windows: u64, p_up: f64, p_down: f64, p_value: f64,
+        level_p_up: f64, level_p_down: f64, ratio: f64, p50: f64, p90: f64, p99: f64,
+    }
+}
+
+wrapper_class! {
+    /// The claimed metric among its subject's metrics (`host` in CEL): how many could be
+    /// read, how many are anomalous (Benjamini-Hochberg q at most `alpha`), the claimed
+    /// metric's rank, p- and q-value, and the anomalous metrics by name.
+    PyHostEvidence("HostEvidence") wraps Arc<HostView> = HostView;
+    fields {
+        metrics: u64, anomalous: u64, alpha: f64, rank: u64, p: f64, q: f64, min_q: f64,
+        anomalous_metrics: Vec<String>,
     }
 }
 
@@ -317,6 +330,7 @@ pub struct PyRuleOutcome {
     error: Option<String>,
     signal: Option<Py<PySignalEvidence>>,
     baseline: Option<Py<PyBaselineEvidence>>,
+    host: Option<Py<PyHostEvidence>>,
 }
 
 #[pymethods]
@@ -332,6 +346,7 @@ impl PyRuleOutcome {
                 ("error", (&self.error).into_bound_py_any(py)?),
                 ("signal", (&self.signal).into_bound_py_any(py)?),
                 ("baseline", (&self.baseline).into_bound_py_any(py)?),
+                ("host", (&self.host).into_bound_py_any(py)?),
             ],
         )
     }
@@ -344,6 +359,7 @@ pub struct OutcomeBuilder<'a> {
     ids: &'a [(String, Py<PyString>)],
     signals: Vec<(*const SignalView, Py<PySignalEvidence>)>,
     baselines: Vec<(*const BaselineView, Py<PyBaselineEvidence>)>,
+    hosts: Vec<(*const HostView, Py<PyHostEvidence>)>,
 }
 
 impl<'a> OutcomeBuilder<'a> {
@@ -352,6 +368,7 @@ impl<'a> OutcomeBuilder<'a> {
             ids,
             signals: Vec::new(),
             baselines: Vec::new(),
+            hosts: Vec::new(),
         }
     }
 
@@ -378,6 +395,12 @@ impl<'a> OutcomeBuilder<'a> {
             })?),
             None => None,
         };
+        let host = match o.host {
+            Some(view) => Some(shared(py, &mut self.hosts, view, |inner| PyHostEvidence {
+                inner,
+            })?),
+            None => None,
+        };
         Ok(PyRuleOutcome {
             id,
             matched: o.matched,
@@ -386,6 +409,7 @@ impl<'a> OutcomeBuilder<'a> {
             error: o.error,
             signal,
             baseline,
+            host,
         })
     }
 }
@@ -416,5 +440,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRuleOutcome>()?;
     m.add_class::<PySignalEvidence>()?;
     m.add_class::<PyBaselineEvidence>()?;
+    m.add_class::<PyHostEvidence>()?;
     Ok(())
 }

@@ -66,10 +66,26 @@ const BASELINE_FIELDS: &[&str] = &[
     "prior_abs_z_p90",
     "prior_abs_z_p99",
     "prior_abs_z_p995",
+    "prior_windows",
+    "p_up",
+    "p_down",
+    "p_value",
+    "level_p_up",
+    "level_p_down",
     "ratio",
     "p50",
     "p90",
     "p99",
+];
+const HOST_FIELDS: &[&str] = &[
+    "metrics",
+    "anomalous",
+    "alpha",
+    "rank",
+    "p",
+    "q",
+    "min_q",
+    "anomalous_metrics",
 ];
 const SUGGESTION_FIELDS: &[&str] = &[
     "id",
@@ -211,6 +227,7 @@ impl Checker<'_> {
                     let known: Option<&[&str]> = match root.as_str() {
                         "signal" => Some(SIGNAL_FIELDS),
                         "baseline" => Some(BASELINE_FIELDS),
+                        "host" => Some(HOST_FIELDS),
                         "suggestion" => Some(SUGGESTION_FIELDS),
                         _ => None,
                     };

@@ -38,6 +38,9 @@ pub(super) struct CompiledRule {
     pub(super) when_fast: Option<crate::fastpath::Fast>,
     /// `signal.where`: which of the subject's series the rule reads.
     pub(super) where_prog: Option<Program>,
+    /// `when` reads `host`: the claimed metric among its subject's (read only then, as it
+    /// reads every metric of the subject).
+    pub(super) needs_host: bool,
     pub(super) signal: Option<SignalSpec>,
 }
 
@@ -97,7 +100,7 @@ impl RuleSet {
                 &known,
             );
             let allowed: &[&str] = if spec.signal.is_some() {
-                &["suggestion", "signal", "baseline", "series"]
+                &["suggestion", "signal", "baseline", "series", "host"]
             } else {
                 &["suggestion"]
             };
@@ -140,6 +143,9 @@ impl RuleSet {
                         match_fast: crate::fastpath::compile_match(match_prog.expression()),
                         match_prog,
                         match_slot,
+                        needs_host: when_prog
+                            .as_ref()
+                            .is_some_and(|p| p.references().has_variable("host")),
                         when_fast: when_prog
                             .as_ref()
                             .filter(|_| spec.signal.is_some())

@@ -13,7 +13,8 @@ use super::check::{FROM_CLAIM_METRIC, FROM_CLAIM_SIGNAL, FROM_CLAIM_STATISTIC};
 use super::compile::RuleSet;
 use crate::evidence::{self, BaselineView, SignalSpec, SignalView};
 use crate::functions;
-use crate::store::SeriesStore;
+use crate::host::{self, HostView};
+use crate::store::{Series, SeriesStore};
 
 /// Most items in any list or map a suggestion carries into an evaluation. With comprehensions
 /// nested at most twice, this bounds every evaluation to MAX_INPUT_ITEMS² iterations per
@@ -38,6 +39,9 @@ pub struct RuleOutcome {
     pub signal: Option<Arc<SignalView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Arc<BaselineView>>,
+    /// The claimed metric among its subject's (`host`), when the rule's `when` reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<Arc<HostView>>,
 }
 
 /// The signal a rule reads for this suggestion: `$claim.metric` (or its old spelling
@@ -150,7 +154,7 @@ impl RuleSet {
         let mut root = self.context();
         root.add_variable_from_value("suggestion", suggestion_value);
         let mut out = Vec::with_capacity(self.rules.len());
-        let mut cache: Vec<(EvidenceKey, Result<Evidence<'_, '_>, String>)> = Vec::new();
+        let mut cache: Vec<(EvidenceKey, Result<Evidence<'_, '_, '_>, String>)> = Vec::new();
         // The value of each distinct `match` condition, by the first rule that has it.
         let mut matches: Vec<Option<Result<Value, ExecutionError>>> = vec![None; self.rules.len()];
         for rule in &self.rules {
@@ -211,9 +215,14 @@ impl RuleSet {
                                 matches!(w.execute(&scope), Ok(Value::Bool(true)))
                             }
                         };
-                        let read = evidence::read_where(store, &spec, &subject, at_ms, &accept)
+                        let band_k = spec.band_k.unwrap_or(store.config.baseline.band_k);
+                        let read = evidence::resolve(store, &spec, &subject, &accept)
+                            .and_then(|series| {
+                                evidence::window(series, &spec, at_ms, band_k)
+                                    .map(|ev| (series, ev))
+                            })
                             .map_err(|m| m.to_string());
-                        let bound = read.and_then(|(sig, base)| {
+                        let bound = read.and_then(|(series, (sig, base))| {
                             match (cel::to_value(&sig), cel::to_value(&base)) {
                                 (Ok(s), Ok(b)) => {
                                     let mut scope = root.new_inner_scope();
@@ -223,6 +232,8 @@ impl RuleSet {
                                     Ok(Evidence {
                                         signal: Arc::new(sig),
                                         baseline: Arc::new(base),
+                                        series,
+                                        host: None,
                                         scope,
                                     })
                                 }
@@ -233,10 +244,28 @@ impl RuleSet {
                         cache.len() - 1
                     }
                 };
+                if rule.needs_host {
+                    if let Ok(ev) = &mut cache[i].1 {
+                        if ev.host.is_none() {
+                            let view = host::context(store, &spec, &subject, at_ms, ev.series);
+                            match cel::to_value(&view) {
+                                Ok(v) => ev.scope.add_variable_from_value("host", v),
+                                Err(_) => {
+                                    out.push(result.with_error(CONVERSION_FAILED.to_string()));
+                                    continue;
+                                }
+                            }
+                            ev.host = Some(Arc::new(view));
+                        }
+                    }
+                }
                 match &cache[i].1 {
                     Ok(ev) => {
                         result.signal = Some(ev.signal.clone());
                         result.baseline = Some(ev.baseline.clone());
+                        if rule.needs_host {
+                            result.host = ev.host.clone();
+                        }
                         ctx = &ev.scope;
                     }
                     Err(e) if e == CONVERSION_FAILED => {
@@ -304,9 +333,12 @@ impl EvidenceKey {
 }
 
 /// A signal read, and the scope binding it for CEL, shared by the rules that read it.
-struct Evidence<'p, 'v> {
+struct Evidence<'s, 'p, 'v> {
     signal: Arc<SignalView>,
     baseline: Arc<BaselineView>,
+    /// The series read, for the host context (computed when a rule first needs it).
+    series: &'s Series,
+    host: Option<Arc<HostView>>,
     scope: Context<'p, 'v>,
 }
 
@@ -323,6 +355,7 @@ fn outcome(id: &str, matched: bool) -> RuleOutcome {
         error: None,
         signal: None,
         baseline: None,
+        host: None,
     }
 }
 

@@ -319,6 +319,7 @@ fn fast_path_agrees_with_cel() {
         "-baseline.z >= 2.5 || baseline.mean_abs_z < 0.25 * baseline.prior_abs_z_p50",
         "signal.observed == baseline.expected",
         "signal.samples > 2 && baseline.prior_points >= 10",
+        "baseline.p_up <= 0.01 || baseline.level_p_down < 0.05",
     ];
     let env = Arc::new(Env::stdlib());
     let names = FunctionNames::new(env.clone(), &[]);
@@ -386,6 +387,12 @@ fn fast_path_agrees_with_cel() {
                 prior_abs_z_p90: 0.0,
                 prior_abs_z_p99: 0.0,
                 prior_abs_z_p995: 0.0,
+                prior_windows: 0,
+                p_up: 0.0,
+                p_down: 0.0,
+                p_value: 0.0,
+                level_p_up: 0.0,
+                level_p_down: 0.0,
                 ratio: 0.0,
                 p50: 0.0,
                 p90: 0.0,
@@ -406,6 +413,8 @@ fn fast_path_agrees_with_cel() {
                 &mut base.mean_abs_z,
                 &mut base.prior_abs_z_p50,
                 &mut base.prior_abs_z_p995,
+                &mut base.p_up,
+                &mut base.level_p_down,
             ] {
                 *f = pick();
             }
