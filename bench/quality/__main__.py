@@ -1,6 +1,7 @@
 """``python -m bench.quality [--data DIR] [--out bench/quality.json]``: the quality benchmarks
-(NAB: ``bench.quality.benchmark``; multi-metric hosts, ASD: ``bench.quality.asd``) and the fit
-cost (``bench.quality.fitcost``) in one report.
+(NAB: ``bench.quality.benchmark``; multi-metric hosts, ASD: ``bench.quality.asd``), the
+calibration table of the per-series p-values (``bench.quality.calibration``) and the fit cost
+(``bench.quality.fitcost``) in one report.
 Without the NAB data (``--data`` or ``$REFEREE_BENCH_DATA``) it says what it needs and exits 2."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.quality import asd, benchmark, corpus
+from bench.quality import asd, benchmark, calibration, corpus
 from referee.config import default_rules_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +45,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         report.update(benchmark.run(nab_dir, rules, Path(tmp)))
     report["multi_metric"] = asd.run(asd_dir, rules)
+    with tempfile.TemporaryDirectory() as tmp:
+        report["calibration"] = calibration.measure(nab_dir, asd_dir, Path(tmp))
     if not args.no_fit_cost:
         from bench.quality.fitcost import measure
 
@@ -52,6 +55,14 @@ def main() -> None:
     print(json.dumps({k: report[k] for k in ("nab", "copilot")}, indent=1)[:4000])
     mm = report["multi_metric"]
     print("multi-metric (ASD):", json.dumps({h: mm[h] for h in ("half_a", "half_b")}, indent=1)[:3000])
+    print("calibration (share of normal windows with p < alpha):")
+    for dataset in ("nab", "asd"):
+        for name, t in report["calibration"][dataset].items():
+            cells = "  ".join(
+                f"{kind} " + "/".join(f"{t[kind][f'{a:g}']:.3f}" for a in calibration.ALPHAS)
+                for kind in calibration.Tally.KINDS
+            )
+            print(f"  {dataset} {name:22s} n={t['windows']:6d}  {cells}")
 
 
 if __name__ == "__main__":
