@@ -71,7 +71,9 @@ def replay(
 
     level = log_level.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise typer.BadParameter(f"expected debug, info, warning or error, got {log_level!r}", param_hint="--log-level")
+        raise typer.BadParameter(
+            f"expected debug, info, warning or error, got {log_level!r}", param_hint="--log-level"
+        )
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from referee.config import Settings
     from referee.decision.rulepack import RulePackError

@@ -52,7 +52,9 @@ def _ms(text: str, where: str) -> int:
         dt = datetime.fromisoformat(s)
         return round((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
     except ValueError:
-        raise LabelsError(f"{where}: timestamp {text!r} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS") from None
+        raise LabelsError(
+            f"{where}: timestamp {text!r} is neither RFC 3339 nor YYYY-MM-DD HH:MM:SS"
+        ) from None
 
 
 def read_labels(path: Path, series_files: list[Path]) -> dict[str | None, list[Window]]:
@@ -76,7 +78,9 @@ def read_labels(path: Path, series_files: list[Path]) -> dict[str | None, list[W
             for w in windows:
                 if not (isinstance(w, list) and len(w) == 2):
                     raise LabelsError(f"{path}: {key}: expected [start, end], got {w!r}")
-                out.setdefault(stem, []).append((_ms(str(w[0]), f"{path}: {key}"), _ms(str(w[1]), f"{path}: {key}")))
+                out.setdefault(stem, []).append(
+                    (_ms(str(w[0]), f"{path}: {key}"), _ms(str(w[1]), f"{path}: {key}"))
+                )
         return out
     return {None: _row_windows(path)}
 
@@ -126,11 +130,16 @@ def _window_of(windows: list[Window], at_ms: int) -> int | None:
     return None
 
 
-def score(verdicts: list[Verdict], labels: dict[str | None, list[Window]], series_stems: list[str]) -> dict[str, Any]:
+def score(
+    verdicts: list[Verdict], labels: dict[str | None, list[Window]], series_stems: list[str]
+) -> dict[str, Any]:
     """Precision, recall, retention, suppression and confirmation (see the module docstring)."""
     for windows in labels.values():
         windows.sort()
-    counts = {"true": {"confirm": 0, "inconclusive": 0, "suppress": 0}, "false": {"confirm": 0, "inconclusive": 0, "suppress": 0}}
+    counts = {
+        "true": {"confirm": 0, "inconclusive": 0, "suppress": 0},
+        "false": {"confirm": 0, "inconclusive": 0, "suppress": 0},
+    }
     claimed: set[tuple[str | None, int]] = set()
     confirmed: set[tuple[str | None, int]] = set()
     for v in verdicts:
