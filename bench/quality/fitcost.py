@@ -164,7 +164,8 @@ def measure(nab_dir: Path, repeats: int = 2) -> dict[str, Any]:
 def table(report: dict[str, Any]) -> str:
     """The fit cost table as Markdown."""
     lines = [
-        "| model | s/refit (median) | series/hour/2 cores | backtest MAE / streaming MAE (median) | beats streaming |",
+        "| model | s/refit (median) | series/hour/2 cores | backtest MAE / streaming MAE (median) "
+        "| beats streaming |",
         "|---|---:|---:|---:|---:|",
     ]
     for model, m in report["models"].items():
@@ -175,7 +176,8 @@ def table(report: dict[str, Any]) -> str:
     f = report.get("fitter")
     if f:
         lines.append(
-            f"| fitter (default chain, drift-triggered refits) | {f['cpu_s_per_series_hour']} per series-hour | "
+            f"| fitter (default chain, drift-triggered refits) | "
+            f"{f['cpu_s_per_series_hour']} per series-hour | "
             f"{f['series_fresh_per_hour_2_cores']} | | |"
         )
     return "\n".join(lines)
