@@ -474,7 +474,7 @@ class SeasonalFitter:
         self.adopted[result.model] += 1
         return result.model
 
-    def _refuse(self, h: History, reason: str, detail: str) -> None:
+    def _refuse(self, h: History, reason: str, detail: str) -> str | None:
         self.refusals[reason] += 1
         h.last_error = detail
         log.debug("seasonal fit refused (%s): %s", reason, detail)
