@@ -15,6 +15,7 @@ pub enum FittedModel {
     Mstl,
     UnobservedComponents,
     SarimaxFourier,
+    OlsFourier,
 }
 
 impl FittedModel {
@@ -24,6 +25,7 @@ impl FittedModel {
             FittedModel::Mstl => "statsmodels.mstl",
             FittedModel::UnobservedComponents => "statsmodels.unobserved_components",
             FittedModel::SarimaxFourier => "statsmodels.sarimax_fourier",
+            FittedModel::OlsFourier => "statsmodels.ols_fourier",
         }
     }
 
@@ -33,6 +35,7 @@ impl FittedModel {
             FittedModel::Mstl,
             FittedModel::UnobservedComponents,
             FittedModel::SarimaxFourier,
+            FittedModel::OlsFourier,
         ]
         .into_iter()
         .find(|m| m.name() == name)
@@ -79,7 +82,8 @@ impl BandArtifact {
         let model = FittedModel::parse(&spec.model).ok_or_else(|| {
             format!(
                 "model: unknown fitted model {:?} (expected statsmodels.stl, statsmodels.mstl, \
-                 statsmodels.unobserved_components or statsmodels.sarimax_fourier)",
+                 statsmodels.unobserved_components, statsmodels.sarimax_fourier or \
+                 statsmodels.ols_fourier)",
                 spec.model
             )
         })?;

@@ -469,14 +469,19 @@ fn calibrate(
     let (mut up, mut down) = (Rank::default(), Rank::default());
     if m > 0 && prior_z.len() >= m {
         for run in prior_z.windows(m) {
-            let (hi, lo) = run.iter().fold((f64::NEG_INFINITY, f64::INFINITY), |(h, l), z| {
-                (h.max(*z), l.min(*z))
-            });
+            let (hi, lo) = run
+                .iter()
+                .fold((f64::NEG_INFINITY, f64::INFINITY), |(h, l), z| {
+                    (h.max(*z), l.min(*z))
+                });
             up.add_within(hi, high, Z_RESOLUTION);
             down.add_within(-lo, -low, Z_RESOLUTION);
         }
     }
-    let top = points.iter().map(|s| s.value).fold(f64::NEG_INFINITY, f64::max);
+    let top = points
+        .iter()
+        .map(|s| s.value)
+        .fold(f64::NEG_INFINITY, f64::max);
     let bottom = points.iter().map(|s| s.value).fold(f64::INFINITY, f64::min);
     let (mut level_up, mut level_down) = (Rank::default(), Rank::default());
     for v in prior_values.iter().filter(|v| v.is_finite()) {

@@ -152,12 +152,20 @@ mod tests {
             let wobble = ((i * 7919) % 13) as f64 / 13.0;
             for m in 0..8 {
                 let name = format!("m{m}");
-                store.push(&name, "value", &host, i * 60_000, 10.0 + wobble).unwrap();
-                store.push(&name, "value", &other, i * 60_000, 10.0 + wobble).unwrap();
+                store
+                    .push(&name, "value", &host, i * 60_000, 10.0 + wobble)
+                    .unwrap();
+                store
+                    .push(&name, "value", &other, i * 60_000, 10.0 + wobble)
+                    .unwrap();
             }
             let jump = if i >= 397 { 50.0 } else { 10.0 + wobble };
-            store.push("jump", "value", &host, i * 60_000, jump).unwrap();
-            store.push("quiet", "value", &host, i * 60_000, 10.0 + wobble).unwrap();
+            store
+                .push("jump", "value", &host, i * 60_000, jump)
+                .unwrap();
+            store
+                .push("quiet", "value", &host, i * 60_000, 10.0 + wobble)
+                .unwrap();
         }
         let subject = vec![("host.name".to_string(), "h1".to_string())];
         let at = 399 * 60_000;

@@ -220,7 +220,7 @@ def test_a_coarsely_sampled_series_is_fitted_on_a_grid_of_its_own_spacing(
     info = store.baseline_info("load", "value", {"service.name": "coarse"})
     artifact = info.artifact if info else None
     assert artifact is not None
-    assert artifact.model == "statsmodels.stl" and artifact.step_ms == bucket_min * 60_000
+    assert artifact.model.startswith("statsmodels.") and artifact.step_ms == bucket_min * 60_000
 
 
 def test_a_series_sampled_more_coarsely_than_six_hours_is_not_fitted(decider: Decider) -> None:

@@ -42,17 +42,44 @@ def replay(
             "streaming baselines only."
         ),
     ] = True,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labels to score the verdicts against: NAB-style windows (JSON "
+            '{"file.csv": [["start","end"],...]}) or per-row labels (CSV timestamp,label 0/1). '
+            "A claim is true when its created_at falls in a labelled window. Writes "
+            "OUT/scores.json: precision (confirmed claims that are true), recall (labelled "
+            "windows with a claim that got a confirmed one), retention (true claims confirmed "
+            "or inconclusive), suppression (false claims suppressed), confirmation (true "
+            "claims confirmed)."
+        ),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error (refused fits are logged at debug).")
+    ] = "warning",
     config: ConfigOpt = None,
 ) -> None:
     """Replay series and suggestions through the same rules and baselines as `serve`.
 
-    Writes OUT/verdicts.jsonl (Verdict v1) and OUT/scores/<series>.csv
-    (timestamp,value,expected,lower,upper,score). Deterministic: two runs give identical files.
+    Writes OUT/verdicts.jsonl (Verdict v1), OUT/scores/<series>.csv
+    (timestamp,value,expected,lower,upper,score) and OUT/replay.json (verdict counts; seasonal
+    fits adopted by model, refused and skipped by reason), and with --labels OUT/scores.json.
+    Deterministic: two runs give identical files.
     """
+    import json
+    import logging
+
+    level = log_level.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise typer.BadParameter(
+            f"expected debug, info, warning or error, got {log_level!r}", param_hint="--log-level"
+        )
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from referee.config import Settings
     from referee.decision.rulepack import RulePackError
     from referee.replay import ReplayError
     from referee.replay import replay as run_replay
+    from referee.replay.labels import LabelsError
 
     attrs: dict[str, str] = {}
     for pair in attribute or []:
@@ -62,8 +89,10 @@ def replay(
         attrs[key] = value
     settings = Settings.load(config, rules=rules or None)
     try:
-        result = run_replay(series, out, settings, suggestions, metric, attrs, progress=True, fits=fits)
-    except (ReplayError, RulePackError) as e:
+        result = run_replay(
+            series, out, settings, suggestions, metric, attrs, progress=True, fits=fits, labels_path=labels
+        )
+    except (ReplayError, RulePackError, LabelsError) as e:
         Console(stderr=True).print(f"[red]replay failed:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     counts: dict[str, int] = {}
@@ -71,6 +100,21 @@ def replay(
         counts[v.verdict] = counts.get(v.verdict, 0) + 1
     summary = ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) or "no suggestions"
     typer.echo(f"{len(result.series)} series, {len(result.verdicts)} verdicts ({summary}) -> {out}")
+    if result.fits is not None:
+        f = result.fits
+
+        def _counts(d: dict[str, int]) -> str:
+            return ", ".join(f"{k} {n}" for k, n in d.items()) or "none"
+
+        typer.echo(
+            f"seasonal fits: {f['tracked_series']} series tracked; adopted: {_counts(f['adopted'])}; "
+            f"refused: {_counts(f['refused'])}; skipped: {_counts(f['skipped'])}"
+        )
+    else:
+        typer.echo("seasonal fits: off (--no-fits)")
+    if result.scores is not None:
+        keys = ("precision", "recall", "retention", "suppression", "confirmation")
+        typer.echo("scores: " + json.dumps({k: result.scores[k] for k in keys}))
 
 
 def _from_store(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -164,6 +164,11 @@ class ReplayResult:
     verdicts: list[Verdict]
     series: dict[str, list[tuple[int, float, float, float, float, float]]]
     stats: StoreStatsDict
+    #: The fitter's counts (``SeasonalFitter.status``: adopted by model, refused and skipped by
+    #: reason), or None with fits off.
+    fits: dict[str, Any] | None = None
+    #: ``--labels`` scores (``referee.replay.labels.score``), or None.
+    scores: dict[str, Any] | None = None
 
 
 class Replayer:
@@ -177,7 +182,10 @@ class Replayer:
     points far from any decision keep their streaming judgement), and each step fits everything
     due, with no CPU budget, so the result does not depend on the machine's speed.
     ``fits=False`` (or ``baselines.fit_budget_s_per_min: 0``) keeps the streaming baselines
-    only, as serve then does.
+    only, as serve then does. The fitter keeps the downsampled history of every CSV series from
+    its first point (not only the store's ring), so a series read late in a replay is fittable
+    at once; the fitter's counts (adopted, refused and skipped fits by reason) end up in
+    ``ReplayResult.fits``.
     """
 
     def __init__(self, settings: Settings, rules: LoadedRules | None = None, fits: bool = True) -> None:
@@ -299,7 +307,8 @@ class Replayer:
         series = {s.name: s.rows for s in csv_series}
         for s in otlp_rows.values():
             series[s.name] = s.rows
-        return ReplayResult(verdicts, series, self.store.stats().to_dict())
+        fits = self.fitter.status() if self.fitter is not None else None
+        return ReplayResult(verdicts, series, self.store.stats().to_dict(), fits)
 
 
 def _fmt(x: float) -> str:
@@ -309,6 +318,13 @@ def _fmt(x: float) -> str:
 def write_outputs(result: ReplayResult, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "scores").mkdir(exist_ok=True)
+    counts: dict[str, int] = {}
+    for v in result.verdicts:
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    summary = {"series": len(result.series), "verdicts": dict(sorted(counts.items())), "fits": result.fits}
+    (out / "replay.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    if result.scores is not None:
+        (out / "scores.json").write_text(json.dumps(result.scores, indent=2) + "\n", encoding="utf-8")
     with (out / "verdicts.jsonl").open("w", encoding="utf-8") as f:
         for v in result.verdicts:
             f.write(v.model_dump_json() + "\n")
@@ -335,8 +351,14 @@ def replay(
     attributes: dict[str, str] | None = None,
     progress: bool = False,
     fits: bool = True,
+    labels_path: Path | None = None,
 ) -> ReplayResult:
-    """Reads the inputs, replays them and writes ``out/verdicts.jsonl`` and ``out/scores/``."""
+    """Reads the inputs, replays them and writes ``out/verdicts.jsonl``, ``out/scores/``,
+    ``out/replay.json`` (verdict and fit counts) and, with ``labels_path``, ``out/scores.json``
+    (``referee.replay.labels``)."""
+    from referee.replay import labels as lb
+
+    paths = list(paths)
     csv_series: list[CsvSeries] = []
     otlp_files: list[OtlpFile] = []
     for p in paths:
@@ -351,6 +373,7 @@ def replay(
     if dupes:
         raise ReplayError(f"two series files share the stem {dupes[0]!r}; rename one")
     suggestions = read_suggestions(suggestions_path) if suggestions_path else []
+    labels = lb.read_labels(labels_path, paths) if labels_path else None
     replayer = Replayer(settings, fits=fits)
     total = sum(len(s.ts_ms) for s in csv_series) + sum(len(f.lines) for f in otlp_files) + len(suggestions)
     if progress:
@@ -367,5 +390,7 @@ def replay(
             result = replayer.run(csv_series, otlp_files, suggestions, lambda n: bar.advance(task, n))
     else:
         result = replayer.run(csv_series, otlp_files, suggestions)
+    if labels is not None:
+        result.scores = lb.score(result.verdicts, labels, [p.stem for p in paths])
     write_outputs(result, out)
     return result

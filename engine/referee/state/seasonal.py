@@ -1,5 +1,9 @@
 """Seasonal baselines fitted with statsmodels, off the request path, handed to Rust as bands.
 
+Why this file is long: the history, the model choice with its backtest, and the fitter's
+schedule (budget, drift-triggered refits, counted refusals) share the History type and are read
+together; the cheap models themselves are in ``seasonal_models``.
+
 Only series that rules or suggestions touched are fitted (the store records reads; see
 ``SeriesStore.take_touched``). For each, a downsampled history (bucket means of ``step_s``
 seconds, at most ``history_days``) is kept here, fed from the store's ring on every pass. A fit:
@@ -8,16 +12,20 @@ seconds, at most ``history_days``) is kept here, fed from the store's ring on ev
   stays in force);
 * masks confirmed incident windows (``exclude``) and interpolates over them, so an incident
   never becomes part of the seasonal profile;
-* uses robust STL with jumps (daily period) or, once ``weekly_min_days`` of history exist, MSTL
-  with daily and weekly periods on hourly data; both are among the cheap fits measured in
-  ``../shared/data/nab/README.md`` (seasonal SARIMAX and ETS with long periods are avoided);
+* tries the models of ``models`` in order and adopts the first that wins its backtest: by
+  default Fourier-term regression (``statsmodels.ols_fourier``: statsmodels OLS on daily, and
+  from ``weekly_min_days`` weekly, harmonics; a few milliseconds a fit), then robust STL with
+  jumps (daily period) or, once ``weekly_min_days`` of history exist, MSTL with daily and weekly
+  periods on hourly data (``auto``; seasonal SARIMAX and ETS with long periods are avoided);
 * is checked on a backtest: refitted without the last ``holdout`` buckets, its forecast of them
   must have a lower mean absolute error than the streaming band had on the same buckets;
 * becomes a versioned band artifact (anchor, step, horizon, expected and sigma per step,
   validity, the backtest numbers) handed to Rust with ``SeriesStore.set_band``.
 
 Fits are spent under a CPU budget (``fit_budget_s_per_min`` seconds of fitting per minute,
-measured as thread CPU time) and the stalest series go first.
+measured as thread CPU time) and the stalest series go first. A series whose band is in force
+is refitted only when the band has drifted (``band_drifted``) or is about to expire, not every
+``refit_every``. Every refused or skipped fit is counted by reason (``refusals``, ``skips``).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -37,6 +46,7 @@ import numpy as np
 from referee import _core
 from referee.config import Settings
 from referee.models import Verdict
+from referee.state.seasonal_models import _fourier_forecast, band_drifted
 
 log = logging.getLogger("referee.seasonal")
 
@@ -61,7 +71,13 @@ class History:
     excluded: list[tuple[int, int]] = field(default_factory=list)
     version: int = 0
     fitted_at_ms: int | None = None
+    checked_at_ms: int | None = None
     last_error: str | None = None
+    #: Whether a decision read the series (only those are fitted; replay keeps the history of
+    #: every series it ingests so a series is fittable as soon as a decision reads it).
+    wanted: bool = True
+    #: The band in force: (anchor_ms, expected, sigma, valid_until_ms).
+    band: tuple[int, np.ndarray, np.ndarray, int] | None = None
 
     def add(self, ts_ms: int, value: float, expected: float) -> None:
         b = self.buckets.setdefault(ts_ms // self.step_ms, [0.0, 0.0, 0.0, 0.0])
@@ -112,7 +128,7 @@ class BandArtifactSpec(TypedDict):
     #: Must be newer than the series' current artifact.
     version: int
     #: ``statsmodels.stl``, ``statsmodels.mstl``, ``statsmodels.unobserved_components`` or
-    #: ``statsmodels.sarimax_fourier``.
+    #: ``statsmodels.sarimax_fourier`` or ``statsmodels.ols_fourier``.
     model: str
     anchor_ms: int
     step_ms: int
@@ -141,6 +157,10 @@ def _forecast(model: str, y: np.ndarray, steps_per_day: int, horizon: int) -> tu
     residual scale). Forecast = last trend value + the seasonal profile carried forward."""
     from statsmodels.tsa.seasonal import MSTL, STL
 
+    if model == "statsmodels.ols_fourier":
+        return _fourier_forecast(y, steps_per_day, horizon, weekly=False)
+    if model == "statsmodels.ols_fourier.weekly":
+        return _fourier_forecast(y, steps_per_day, horizon, weekly=True)
     if model == "statsmodels.mstl":
         res: Any = MSTL(y, periods=(steps_per_day, 7 * steps_per_day), stl_kwargs={"robust": True}).fit()
         seasonal = np.asarray(res.seasonal)
@@ -172,14 +192,24 @@ def fit_series(
     min_periods: int = 3,
     weekly_min_days: int = 21,
     holdout: int | None = None,
+    model: str = "auto",
 ) -> FitResult | None:
-    """Chooses and fits a model on a regular grid; None when the history is too short."""
+    """Fits `model` on a regular grid: ``auto`` (robust STL, or MSTL from ``weekly_min_days``)
+    or ``statsmodels.ols_fourier`` (weekly harmonics too from ``weekly_min_days``). None when
+    the history is too short."""
     steps_per_day = DAY_S // step_s
     n = len(values)
     if n < min_periods * steps_per_day or np.isfinite(values).sum() < 0.5 * n:
         return None
     y = interpolate(values)
-    model = "statsmodels.mstl" if n >= weekly_min_days * steps_per_day else "statsmodels.stl"
+    weekly = n >= weekly_min_days * steps_per_day
+    name = model
+    if model == "statsmodels.ols_fourier":
+        model = "statsmodels.ols_fourier.weekly" if weekly else model
+    elif model == "auto":
+        model = name = "statsmodels.mstl" if weekly else "statsmodels.stl"
+    else:
+        raise ValueError(f"unknown model {model!r}")
     if model == "statsmodels.mstl" and step_s < 3600:
         # MSTL on hourly data: a weekly period of 168 steps keeps the fit in seconds.
         factor = 3600 // step_s
@@ -210,7 +240,7 @@ def fit_series(
     med = float(np.median(errors))
     scale_bt = 1.4826 * float(np.median(np.abs(errors - med))) + 0.1 * float(np.std(errors))
     sigma = max(scale, scale_bt, 1e-9)
-    return FitResult(model, forecast, np.full(horizon, sigma), backtest_mae, streaming_mae)
+    return FitResult(name, forecast, np.full(horizon, sigma), backtest_mae, streaming_mae)
 
 
 class SeasonalFitter:
@@ -226,6 +256,7 @@ class SeasonalFitter:
         refit_every_s: float = 3600.0,
         fit_budget_s_per_min: float = 6.0,
         min_periods: int = 3,
+        models: tuple[str, ...] = ("statsmodels.ols_fourier", "auto"),
         clock: Callable[[], float] = time.time,
     ) -> None:
         if DAY_S % step_s:
@@ -237,6 +268,7 @@ class SeasonalFitter:
         self.refit_every_s = refit_every_s
         self.budget = fit_budget_s_per_min
         self.min_periods = min_periods
+        self.models = models
         self.clock = clock
         self.histories: dict[SeriesKey, History] = {}
         self.exclusions: list[tuple[str, str, tuple[tuple[str, str], ...], int, int]] = []
@@ -244,6 +276,15 @@ class SeasonalFitter:
         self.fits_total = 0
         self.fits_rejected = 0
         self.fit_cpu_s = 0.0
+        #: Fits adopted, by model.
+        self.adopted: Counter[str] = Counter()
+        #: Fits attempted and not adopted, by reason: ``history too short``, ``sampled too
+        #: coarsely``, ``backtest lost`` (no model beat the streaming band on held-out buckets),
+        #: ``refused by the store``, ``error``.
+        self.refusals: Counter[str] = Counter()
+        #: Fits not attempted, by reason: ``band holds`` (due, but the band in force has not
+        #: drifted), ``budget`` (due, but the pass's CPU budget was spent).
+        self.skips: Counter[str] = Counter()
 
     @classmethod
     def from_settings(
@@ -303,13 +344,21 @@ class SeasonalFitter:
 
     def poll(self, only: SeriesKey | None = None) -> None:
         """Picks up newly touched series and appends new points of every tracked one (of
-        ``only``, when given: replay polls each series as it feeds it)."""
+        ``only``, when given: replay polls each series as it feeds it, and keeps the history of
+        ``only`` even before a decision reads it, so that a fit does not have to wait for the
+        store's ring to refill)."""
         with self._lock:
             for metric, statistic, attrs in self.store.take_touched():
                 key = key_of(metric, statistic, attrs)
                 if key not in self.histories:
                     stamps = [row[0] for row in self.store.samples(metric, statistic, attrs)]
                     self.histories[key] = History(self.bucket_s(stamps) * 1000)
+                self.histories[key].wanted = True
+            if only is not None and only not in self.histories:
+                m, st, pairs = only
+                stamps = [row[0] for row in self.store.samples(m, st, dict(pairs))]
+                if stamps:
+                    self.histories[only] = History(self.bucket_s(stamps) * 1000, wanted=False)
             for (m, st, pairs), h in self.histories.items():
                 if only is not None and (m, st, pairs) != only:
                     continue
@@ -320,7 +369,8 @@ class SeasonalFitter:
                 h.trim(int(self.history_days * DAY_S * 1000 / h.step_ms))
 
     def fit_one(self, key: SeriesKey, now_ms: int) -> str | None:
-        """Fits one series and hands the band to Rust; returns the model used, or None."""
+        """Fits one series and hands the band to Rust; returns the model used, or None (the
+        reason is counted in ``refusals`` and kept in the history's ``last_error``)."""
         with self._lock:
             h = self.histories[key]
             if not h.buckets:
@@ -330,13 +380,22 @@ class SeasonalFitter:
         h.fitted_at_ms = now_ms
         step_ms = h.step_ms
         if step_ms > BUCKET_WIDTHS_S[-1] * 1000:
-            h.last_error = "sampled too coarsely to fit a daily season"
-            return None
+            return self._refuse(h, "sampled too coarsely", "sampled too coarsely to fit a daily season")
         horizon = max(1, self.horizon_s * 1000 // step_ms)
-        result = fit_series(values, expected, step_ms // 1000, horizon, self.min_periods)
-        if result is None:
-            h.last_error = "history too short"
-            return None
+        result = None
+        for model in self.models:
+            result = fit_series(values, expected, step_ms // 1000, horizon, self.min_periods, model=model)
+            if result is None:
+                return self._refuse(h, "history too short", "history too short")
+            if result.backtest_mae <= result.streaming_mae:
+                break
+        assert result is not None
+        if result.backtest_mae > result.streaming_mae:
+            return self._refuse(
+                h,
+                "backtest lost",
+                f"backtest lost: MAE {result.backtest_mae:.4g} > streaming {result.streaming_mae:.4g}",
+            )
         anchor = (first + len(values)) * step_ms
         artifact: BandArtifactSpec = {
             "version": h.version + 1,
@@ -356,35 +415,70 @@ class SeasonalFitter:
             self.store.set_band(metric, statistic, dict(attrs), json.dumps(artifact))
         except ValueError as e:
             self.fits_rejected += 1
-            h.last_error = str(e)
-            log.debug("band for %s refused: %s", key, e)
-            return None
+            return self._refuse(h, "refused by the store", str(e))
         h.version += 1
         h.last_error = None
+        h.band = (anchor, result.expected, result.sigma, artifact["valid_until_ms"])
+        self.adopted[result.model] += 1
         return result.model
+
+    def _refuse(self, h: History, reason: str, detail: str) -> str | None:
+        self.refusals[reason] += 1
+        h.last_error = detail
+        log.debug("seasonal fit refused (%s): %s", reason, detail)
+        return None
+
+    def _band_holds(self, h: History, now_ms: int) -> bool:
+        """Whether the band in force can stay: valid for another ``refit_every`` and not
+        drifted on the buckets seen since it was fitted (``band_drifted``)."""
+        if h.band is None:
+            return False
+        anchor, expected, sigma, valid_until = h.band
+        if valid_until - now_ms < self.refit_every_s * 1000:
+            return False
+        with self._lock:
+            first_k = anchor // h.step_ms
+            last_k = now_ms // h.step_ms
+            n = min(len(expected), max(0, last_k - first_k))
+            vals = np.full(n, np.nan)
+            for k in range(first_k, first_k + n):
+                b = h.buckets.get(k)
+                if b is not None and b[0]:
+                    vals[k - first_k] = b[1] / b[0]
+        return not band_drifted(vals, expected[:n], sigma[:n])
 
     def step(self) -> int:
         """One pass: poll, then refit the stalest due series until the minute's budget is
-        spent. Returns the number of fits attempted."""
+        spent. A due series whose band holds (``_band_holds``) is not refitted. Returns the
+        number of fits attempted."""
         self.poll()
         now = self.clock()
         now_ms = int(now * 1000)
+        period_ms = self.refit_every_s * 1000
         due = sorted(
             (h.fitted_at_ms or 0, k)
             for k, h in self.histories.items()
-            if h.fitted_at_ms is None or now_ms - h.fitted_at_ms >= self.refit_every_s * 1000
+            if h.wanted
+            and (h.fitted_at_ms is None or now_ms - max(h.fitted_at_ms, h.checked_at_ms or 0) >= period_ms)
         )
         spent = 0.0
         attempted = 0
-        for _, key in due:
+        for i, (_, key) in enumerate(due):
+            h = self.histories[key]
+            if self._band_holds(h, now_ms):
+                h.checked_at_ms = now_ms
+                self.skips["band holds"] += 1
+                continue
             if spent >= self.budget:
+                self.skips["budget"] += sum(1 for _ in due[i:])
                 break
             t0 = time.thread_time()
             try:
                 self.fit_one(key, now_ms)
             except Exception as e:  # a failed fit keeps the streaming band
-                self.histories[key].last_error = f"fit failed: {e}"
-                self.histories[key].fitted_at_ms = now_ms
+                h.last_error = f"fit failed: {e}"
+                h.fitted_at_ms = now_ms
+                self.refusals["error"] += 1
                 log.warning("seasonal fit of %s failed: %s", key, e)
             spent += time.thread_time() - t0
             attempted += 1
@@ -397,4 +491,7 @@ class SeasonalFitter:
             "fits_total": self.fits_total,
             "fits_rejected": self.fits_rejected,
             "fit_cpu_s": round(self.fit_cpu_s, 3),
+            "adopted": dict(sorted(self.adopted.items())),
+            "refused": dict(sorted(self.refusals.items())),
+            "skipped": dict(sorted(self.skips.items())),
         }

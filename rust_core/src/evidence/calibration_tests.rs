@@ -67,9 +67,15 @@ fn assert_calibrated(name: &str, values: &[f64], continuous: bool) {
     for alpha in [0.05, 0.1] {
         for (side, sample) in [("up", &up), ("down", &down)] {
             let share = share_below(sample, alpha);
-            assert!(share <= 1.6 * alpha + 0.01, "{name} {side}: {share} of p < {alpha}");
+            assert!(
+                share <= 1.6 * alpha + 0.01,
+                "{name} {side}: {share} of p < {alpha}"
+            );
             if continuous {
-                assert!(share >= 0.5 * alpha, "{name} {side}: only {share} of p < {alpha}");
+                assert!(
+                    share >= 0.5 * alpha,
+                    "{name} {side}: only {share} of p < {alpha}"
+                );
             }
         }
     }
@@ -85,7 +91,9 @@ fn smooth_series_are_calibrated_at_any_scale() {
         .collect();
     assert_calibrated("smooth latency", &smooth, true);
     // The same series min-max scaled to [0, 1]: the p-values are the same kind of number.
-    let (lo, hi) = smooth.iter().fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+    let (lo, hi) = smooth
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
     let scaled: Vec<f64> = smooth.iter().map(|v| (v - lo) / (hi - lo)).collect();
     assert_calibrated("min-max scaled", &scaled, true);
     let heavy: Vec<f64> = (0..N)
@@ -122,7 +130,10 @@ fn quantised_and_stepwise_series_are_not_always_rare() {
     // The jumps between its usual levels are not rare for it: no step lands below 0.05,
     // however far the band was from the new level.
     let ps = p_values(&stepwise);
-    assert!(ps.iter().all(|p| p.2 >= 0.05), "level p-values of a usual level");
+    assert!(
+        ps.iter().all(|p| p.2 >= 0.05),
+        "level p-values of a usual level"
+    );
 }
 
 #[test]
@@ -133,7 +144,11 @@ fn constant_then_moving_is_rare_once_and_calibrated_after() {
     let ps = p_values(&series);
     // While constant, nothing is rare (ties split: p = 1/2 for every point).
     let constant: Vec<&(f64, f64, f64)> = ps.iter().take(150).collect();
-    assert!(constant.iter().all(|p| (p.0 - 0.5).abs() < 1e-9), "{:?}", constant[0]);
+    assert!(
+        constant.iter().all(|p| (p.0 - 0.5).abs() < 1e-9),
+        "{:?}",
+        constant[0]
+    );
     // Once it has moved for longer than the ring holds, it is calibrated again.
     let settled: Vec<f64> = ps.iter().skip(500).map(|p| p.0).collect();
     let share = share_below(&settled, 0.05);
@@ -144,13 +159,21 @@ fn constant_then_moving_is_rare_once_and_calibrated_after() {
 fn a_real_excursion_gets_a_small_p_value_on_every_kind_of_series() {
     let mut rng = Rng(4);
     let cases: Vec<(&str, Vec<f64>, f64)> = vec![
-        ("smooth", (0..800).map(|_| 50.0 + rng.normal()).collect(), 60.0),
+        (
+            "smooth",
+            (0..800).map(|_| 50.0 + rng.normal()).collect(),
+            60.0,
+        ),
         (
             "quantised",
             (0..800).map(|_| (rng.uniform() * 3.0).floor()).collect(),
             9.0,
         ),
-        ("scaled", (0..800).map(|_| 0.3 + 0.01 * rng.normal()).collect(), 0.9),
+        (
+            "scaled",
+            (0..800).map(|_| 0.3 + 0.01 * rng.normal()).collect(),
+            0.9,
+        ),
     ];
     for (name, mut values, spike) in cases {
         values.push(spike);

@@ -54,6 +54,7 @@ BASELINE_MODELS = (
     "statsmodels.mstl",
     "statsmodels.unobserved_components",
     "statsmodels.sarimax_fourier",
+    "statsmodels.ols_fourier",
 )
 EFFECT_FIELDS = {"verdict", "reason"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
