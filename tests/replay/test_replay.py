@@ -339,3 +339,74 @@ def test_rules_read_the_per_point_score_replay_writes(tmp_path: Path) -> None:
     assert later["max_point_score"] == pytest.approx(at_spike["score"], rel=1e-6)
     assert later["max_raw_score"] >= later["raw_score"]
     assert result.verdicts[1].evidence.score == pytest.approx(later["max_raw_score"])
+
+
+@pytest.mark.parametrize("fmt", ["windows", "rows"])
+def test_labels_score_the_replay(tmp_path: Path, fmt: str) -> None:
+    """`replay --labels` writes scores.json from the verdicts it made: one claim in the labelled
+    spike (confirmed by the band rule), two outside it (suppressed), in both label formats."""
+    pack = tmp_path / "anomaly.yaml"
+    pack.write_text(ANOMALY_PACK)
+    series, before, during = _series_with_spike(tmp_path)
+    sugg = tmp_path / "s.jsonl"
+    sugg.write_text(
+        "\n".join(
+            [
+                _suggestion(1, before, "web"),
+                _suggestion(2, during, "web"),
+                _suggestion(3, before - timedelta(hours=2), "web"),
+            ]
+        )
+        + "\n"
+    )
+    spike = (before + timedelta(minutes=5 * 10), before + timedelta(minutes=5 * 16))  # rows 400-406
+
+    def stamp(t: datetime) -> str:
+        return t.strftime("%Y-%m-%d %H:%M:%S")
+
+    if fmt == "windows":
+        labels = tmp_path / "windows.json"
+        labels.write_text(json.dumps({"data/web.csv": [[stamp(spike[0]), stamp(spike[1])]]}))
+    else:
+        labels = tmp_path / "labels.csv"
+        rows = ["timestamp,label"]
+        for i in range(600):
+            t = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=5 * i)
+            rows.append(f"{stamp(t)},{int(spike[0] <= t < spike[1])}")
+        labels.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        app,
+        [
+            "replay",
+            str(series),
+            "--out",
+            str(out),
+            "--suggestions",
+            str(sugg),
+            "--rules",
+            str(pack),
+            "--no-fits",
+            "--labels",
+            str(labels),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["true_claims"] == 1 and scores["false_claims"] == 2
+    assert scores["labelled_windows"] == 1
+    assert scores["verdicts"]["true"]["confirm"] == 1
+    assert scores["verdicts"]["false"]["suppress"] == 2
+    assert scores["precision"] == 1.0 and scores["recall"] == 1.0
+    assert scores["retention"] == scores["confirmation"] == scores["suppression"] == 1.0
+
+
+def test_labels_errors_name_the_file(tmp_path: Path) -> None:
+    series, _, _ = _series_with_spike(tmp_path)
+    bad = tmp_path / "labels.csv"
+    bad.write_text("timestamp,label\n2024-01-01 00:00:00,0\n2024-01-01 00:05:00,yes\n")
+    res = CliRunner().invoke(
+        app, ["replay", str(series), "--out", str(tmp_path / "o"), "--no-fits", "--labels", str(bad)]
+    )
+    assert res.exit_code != 0
+    assert f"{bad}:3: label 'yes' is not 0 or 1" in res.output
