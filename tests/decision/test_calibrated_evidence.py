@@ -156,6 +156,9 @@ def test_the_default_pack_holds_a_quiet_metric_on_a_troubled_host_inconclusive()
     loud = decider.decide(suggestion(at, "cpu", "up"))
     assert loud.verdict == "confirm"
     assert "anomaly.host_confirm" in loud.rule_ids
+    # The deciding rule (anomaly.up) does not read `host`; the verdict still carries it.
+    assert loud.evidence.host is not None and loud.evidence.host.rank == 1
+    assert "3 anomalous now (" in loud.explanation
     # The same quiet metric on a host where nothing else moves is suppressed.
     lone = _core.SeriesStore()
     rng = random.Random(11)

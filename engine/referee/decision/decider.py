@@ -279,6 +279,13 @@ class Decider:
             if evidence_trace
             else Evidence(claimed=suggestion.claim.observed)
         )
+        if evidence.host is None and evidence_trace is not None:
+            # The host context of the same series from another rule that read it (the deciding
+            # rule may not ask for it): every verdict on a metric of a host says where it stands.
+            metric = (evidence_trace.signal or {}).get("metric")
+            host = next((t.host for t in traces if t.host and (t.signal or {}).get("metric") == metric), None)
+            if host:
+                evidence = evidence.model_copy(update={"host": HostContext(**host)})
         return Verdict(
             suggestion_id=suggestion.id,
             source=suggestion.source,
